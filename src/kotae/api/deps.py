@@ -1,0 +1,61 @@
+"""Request dependencies: the container, and the project behind the API key."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, Request
+
+from kotae.container import Container
+from kotae.errors import AuthenticationFailed, InvalidRequest
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def get_project(request: Request, container: ContainerDep) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise AuthenticationFailed(
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="missing_api_key",
+        )
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    project = container.key_cache.get(digest)
+    if project is None:
+        project = await anyio.to_thread.run_sync(container.projects.verify, key)
+        if project is None:
+            shown = f"{key[:8]}***{key[-4:]}" if len(key) > 12 else "***"
+            raise AuthenticationFailed(f"Incorrect API key provided: {shown}.")
+        container.key_cache.put(digest, project)
+    return project
+
+
+ProjectDep = Annotated[str, Depends(get_project)]
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 in OpenAI's words."""
+    import json
+
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly.)"
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body

@@ -1,0 +1,24 @@
+"""A short-lived cache of verified API keys."""
+
+from __future__ import annotations
+
+import time
+
+
+class KeyCache:
+    """Verified keys for a few seconds, so the hot path does not hit the database."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, tuple[str, float]] = {}
+
+    def get(self, digest: str) -> str | None:
+        hit = self._entries.get(digest)
+        if hit and hit[1] > time.monotonic():
+            return hit[0]
+        return None
+
+    def put(self, digest: str, project_id: str) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[digest] = (project_id, time.monotonic() + self._ttl)

@@ -1,0 +1,117 @@
+"""Every error leaves as OpenAI's envelope: {"error": {message, type, param, code}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kotae.errors import KotaeError
+
+log = logging.getLogger("kotae")
+
+
+def envelope(
+    status: int, message: str, type_: str, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}},
+        status_code=status,
+    )
+
+
+def error_body(exc: KotaeError) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": exc.message,
+            "type": exc.error_type,
+            "param": exc.param,
+            "code": exc.code,
+        }
+    }
+
+
+def validation_to_envelope(errors: list[Any]) -> JSONResponse:
+    err = errors[0] if errors else {"loc": (), "msg": "Invalid request", "type": ""}
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+    # Discriminated unions add the tag to the path; OpenAI names the field only.
+    param = _param_path(loc)
+    if err.get("type") == "extra_forbidden":
+        return envelope(
+            400,
+            f"Unknown parameter: '{param}'.",
+            "invalid_request_error",
+            param,
+            "unknown_parameter",
+        )
+    if err.get("type") == "missing":
+        return envelope(
+            400,
+            f"Missing required parameter: '{param}'.",
+            "invalid_request_error",
+            param,
+            "missing_required_parameter",
+        )
+    if err.get("type") in ("json_invalid", "model_attributes_type") and not loc:
+        return envelope(
+            400,
+            "We could not parse the JSON body of your request. The body must be a JSON object.",
+            "invalid_request_error",
+            None,
+            None,
+        )
+    return envelope(
+        400,
+        f"Invalid value for '{param}': {err.get('msg')}.",
+        "invalid_request_error",
+        param or None,
+        "invalid_value",
+    )
+
+
+def _param_path(loc: list[str]) -> str:
+    out = ""
+    for part in loc:
+        if part.isdigit():
+            out += f"[{part}]"
+        elif any(c in part for c in "[](), "):
+            continue  # a union member's type name, not a field
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(KotaeError)
+    async def _kotae(_: Request, exc: KotaeError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_to_envelope(list(exc.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def _validation(_: Request, exc: ValidationError) -> JSONResponse:
+        return validation_to_envelope(list(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = "Unknown request URL. Please check the URL and method."
+        elif exc.status_code == 405:
+            message = "Method not allowed for this URL."
+        return envelope(exc.status_code, message, type_)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return envelope(
+            500, "The server had an error while processing your request.", "server_error"
+        )

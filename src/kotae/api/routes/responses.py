@@ -1,0 +1,89 @@
+"""/v1/responses: create, retrieve (optionally streamed), delete, cancel, input_items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from kotae.api.deps import ContainerDep, ProjectDep, json_body
+from kotae.api.errors import validation_to_envelope
+from kotae.api.pagination import Order, check_limit, page
+from kotae.api.sse import sse_response
+from kotae.schemas.responses import CreateResponse
+
+router = APIRouter(prefix="/v1/responses", tags=["responses"])
+
+
+def _json(model: Any) -> Response:
+    return Response(model.model_dump_json(exclude_unset=True), media_type="application/json")
+
+
+@router.post("")
+async def create_response(
+    request: Request, container: ContainerDep, project: ProjectDep
+) -> Response:
+    try:
+        req = CreateResponse.model_validate(await json_body(request))
+    except ValidationError as exc:
+        return validation_to_envelope(list(exc.errors()))
+    service = container.responses
+    prepared = await service.prepare(project, req)
+    if req.background:
+        run = await service.start_background(prepared)
+        if req.stream:
+            return sse_response(service.follow(run, None))
+        return _json(prepared.response)
+    if req.stream:
+        return sse_response(service.stream(prepared))
+    return _json(await service.create(prepared))
+
+
+@router.get("/{response_id}")
+async def retrieve_response(
+    response_id: str,
+    container: ContainerDep,
+    project: ProjectDep,
+    stream: bool = False,
+    starting_after: int | None = None,
+    include: list[str] | None = None,
+) -> Response:
+    if stream:
+        # Checked before the stream starts, so a missing id is a 404, not an SSE error.
+        await container.responses.retrieve(project, response_id)
+        return sse_response(container.responses.replay(project, response_id, starting_after))
+    return _json(await container.responses.retrieve(project, response_id))
+
+
+@router.delete("/{response_id}")
+async def delete_response(
+    response_id: str, container: ContainerDep, project: ProjectDep
+) -> JSONResponse:
+    await container.responses.delete(project, response_id)
+    return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+@router.post("/{response_id}/cancel")
+async def cancel_response(
+    response_id: str, container: ContainerDep, project: ProjectDep
+) -> Response:
+    return _json(await container.responses.cancel(project, response_id))
+
+
+@router.get("/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    container: ContainerDep,
+    project: ProjectDep,
+    limit: int = 20,
+    order: Order = "desc",
+    after: str | None = None,
+    before: str | None = None,
+    include: list[str] | None = None,
+) -> JSONResponse:
+    result = await container.responses.input_items(
+        project, response_id, limit=check_limit(limit), order=order, after=after, before=before
+    )
+    return JSONResponse(page(result.items, result.has_more))

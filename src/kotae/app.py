@@ -1,0 +1,62 @@
+"""create_app(settings): the FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from fastapi import FastAPI
+
+from kotae import __version__
+from kotae.api import errors
+from kotae.api.limits import BodyLimit
+from kotae.api.routes import chat_completions, health, models, responses
+from kotae.config import Settings
+from kotae.container import Container
+
+log = logging.getLogger("kotae")
+PURGE_INTERVAL_SECONDS = 3600
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = container or await anyio.to_thread.run_sync(Container.build, settings)
+        app.state.container = built
+        failed = await anyio.to_thread.run_sync(
+            built.responses_repo.fail_unfinished, "The server restarted while this ran."
+        )
+        if failed:
+            log.warning("%d background responses were cut off by a restart", failed)
+        purge = asyncio.create_task(_purge_forever(built))
+        try:
+            yield
+        finally:
+            purge.cancel()
+            await built.responses.shutdown()
+            await built.models.close()
+
+    app = FastAPI(title="kotae", version=__version__, lifespan=lifespan)
+    errors.install(app)
+
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+
+    for router in (responses.router, chat_completions.router, models.router, health.router):
+        app.include_router(router)
+    return app
+
+
+async def _purge_forever(container: Container) -> None:
+    while True:
+        try:
+            removed = await anyio.to_thread.run_sync(container.responses_repo.purge_expired)
+            if removed:
+                log.info("purged %d expired responses", removed)
+        except Exception:
+            log.exception("purging expired responses failed")
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)

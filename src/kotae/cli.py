@@ -1,0 +1,153 @@
+"""kotae serve | keys create/list/revoke | models list/pull | doctor"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from kotae.config import Settings
+from kotae.errors import KotaeError
+from kotae.storage.repositories.projects import DEFAULT_PROJECT, ProjectRepository
+
+DEFAULT_KEY_SETTING = "default_key_created"
+
+
+def _projects(settings: Settings) -> ProjectRepository:
+    from kotae.storage.engine import make_engine, migrate, session_factory
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    return ProjectRepository(session_factory(engine))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from kotae.app import create_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    settings = settings.model_copy(update={"host": host, "port": port})
+    projects = _projects(settings)
+    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/v1"
+    # The first start makes a key for the default project; it is shown this once.
+    if projects.claim_setting(DEFAULT_KEY_SETTING, "1"):
+        key, _ = projects.create_key(DEFAULT_PROJECT, name="default")
+        print("kotae: created the default project and its API key. Put these in your .env:")
+        print(f"OPENAI_BASE_URL={base_url}")
+        print(f"OPENAI_API_KEY={key}", flush=True)
+    else:
+        print(
+            f"kotae: serving on {base_url} (new key: kotae keys create --project NAME)", flush=True
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    projects = _projects(settings)
+    if args.keys_command == "create":
+        key, info = projects.create_key(args.project, name=args.name or "")
+        print(f"created key {info.id} for project '{args.project}' ({info.project_id})")
+        print(key)
+    elif args.keys_command == "list":
+        for k in projects.list_keys(args.project):
+            state = "revoked" if k.revoked_at else "active"
+            print(f"{k.id}\t{k.project_name}\t{k.redacted}\t{state}\t{k.name}")
+    elif args.keys_command == "revoke":
+        projects.revoke(args.key_id)
+        print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from kotae.services.models import ModelRegistry
+
+    if args.models_command == "pull":
+        from kotae.providers.hub import pull_gguf
+
+        path = pull_gguf(
+            args.repo, settings.models_dir, endpoint=settings.hf_endpoint, revision=args.revision
+        )
+        print(f"saved {path}")
+        print(f"model id: {path.stem}")
+        return 0
+    registry = ModelRegistry(settings)
+    for entry in registry.entries.values():
+        state = "ready" if entry.available else "missing"
+        where = str(entry.path) if entry.path else (entry.config.base_url or "")
+        default = " (default)" if entry.config.id == settings.default_model else ""
+        print(f"{entry.config.id}{default}\t{entry.config.backend}\t{state}\t{where}")
+        if entry.aliases:
+            print(f"    aliases: {', '.join(entry.aliases)}")
+    patterns = [p for p in settings.aliases if any(c in p for c in "*?[")]
+    print(f"alias patterns -> {settings.default_model}: {', '.join(patterns)}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from kotae.doctor import run_checks
+
+    ok = True
+    for name, passed, detail in run_checks(settings):
+        ok = ok and passed
+        print(f"[{'ok' if passed else 'FAIL'}] {name}: {detail}")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kotae", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the API server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+
+    keys = sub.add_parser("keys", help="API keys and projects")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a key (printed as the last line)")
+    create.add_argument("--project", required=True)
+    create.add_argument("--name", default=None)
+    list_ = keys_sub.add_parser("list", help="list keys")
+    list_.add_argument("--project", default=None)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+
+    models = sub.add_parser("models", help="the model table")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="models, backends and aliases")
+    pull = models_sub.add_parser("pull", help="download a GGUF from the Hugging Face Hub")
+    pull.add_argument("repo", help="owner/name[:file.gguf]")
+    pull.add_argument("--revision", default=None)
+
+    sub.add_parser("doctor", help="check database, models and configuration")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        settings = Settings()
+        handler = {
+            "serve": cmd_serve,
+            "keys": cmd_keys,
+            "models": cmd_models,
+            "doctor": cmd_doctor,
+        }[args.command]
+        sys.exit(handler(args, settings))
+    except KotaeError as exc:
+        print(f"kotae: {exc.message}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,150 @@
+"""Settings: `KOTAE_*` environment variables, then an optional TOML file, then defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_ALIASES: dict[str, str] = {
+    "gpt-4o": "",
+    "gpt-4o-*": "",
+    "gpt-4.1*": "",
+    "gpt-4-*": "",
+    "gpt-4": "",
+    "gpt-5*": "",
+    "gpt-3.5-turbo*": "",
+    "o1*": "",
+    "o3*": "",
+    "o4*": "",
+    "chatgpt-4o-latest": "",
+}
+"""Model names of OpenAI's that answer with the default chat model ('' means the default)."""
+
+
+class ModelConfig(BaseModel):
+    """One chat model in the model table."""
+
+    id: str = Field(description="The id clients send as `model`.")
+    backend: Literal["llama_cpp", "openai_compat"] = Field(
+        description="`llama_cpp`: embedded llama.cpp on a GGUF file; "
+        "`openai_compat`: a remote server's /v1/chat/completions (vLLM, SGLang, Ollama, "
+        "llama.cpp server)."
+    )
+    path: str | None = Field(
+        default=None,
+        description="GGUF file (llama_cpp). `package:NAME/REL/PATH` points into an installed "
+        "Python package, relative paths are taken from the data dir.",
+    )
+    base_url: str | None = Field(
+        default=None, description="Remote server's OpenAI base URL, e.g. http://host:8000/v1."
+    )
+    api_key: str | None = Field(default=None, description="Bearer key for the remote server.")
+    remote_model: str | None = Field(
+        default=None, description="Model name the remote server expects (default: `id`)."
+    )
+    context_window: int = Field(default=4096, description="Tokens of context the model gets.")
+    n_threads: int | None = Field(default=None, description="llama.cpp threads (default: cores).")
+    aliases: list[str] = Field(default_factory=list, description="Extra names for this model.")
+    default_temperature: float = Field(
+        default=0.2, description="Temperature when a request sends none (small models need low)."
+    )
+    default_top_p: float = Field(default=0.95, description="top_p when a request sends none.")
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("kotae", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every setting of kotae. Env: `KOTAE_<NAME>`; TOML file: `KOTAE_CONFIG_FILE` or
+    `<data_dir>/kotae.toml`."""
+
+    model_config = SettingsConfigDict(env_prefix="KOTAE_", extra="forbid")
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the database, uploaded files and pulled models live.",
+    )
+    config_file: Path | None = Field(
+        default=None, description="TOML file with settings (default: <data_dir>/kotae.toml)."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite at <data_dir>/kotae.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `kotae serve` binds.")
+    port: int = Field(default=8000, description="Port `kotae serve` binds.")
+    default_model: str = Field(
+        default="smollm2-135m-instruct", description="Chat model the OpenAI aliases point at."
+    )
+    models: list[ModelConfig] = Field(
+        default_factory=list,
+        description="Extra chat models (TOML `[[models]]` tables or JSON in KOTAE_MODELS).",
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ALIASES),
+        description="Model name (fnmatch pattern allowed) -> model id; '' = default_model.",
+    )
+    response_ttl_seconds: int = Field(
+        default=30 * 24 * 3600,
+        description="Stored responses answer not-found after this many seconds.",
+    )
+    max_request_bytes: int = Field(
+        default=32 * 1024 * 1024, description="Largest JSON body accepted (413 beyond)."
+    )
+    max_output_tokens_default: int = Field(
+        default=1024, description="Output token cap when a request sends no max_output_tokens."
+    )
+    key_cache_seconds: float = Field(
+        default=2.0,
+        description="How long a verified API key is trusted before the database is asked "
+        "again (a revoked key stops working after at most this long).",
+    )
+    hf_endpoint: str | None = Field(
+        default=None, description="Hugging Face Hub URL for `kotae models pull` (a mirror)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'kotae.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def _toml_path() -> Path | None:
+    explicit = os.environ.get("KOTAE_CONFIG_FILE")
+    if explicit:
+        return Path(explicit)
+    data_dir = os.environ.get("KOTAE_DATA_DIR")
+    candidate = (Path(data_dir) if data_dir else default_data_dir()) / "kotae.toml"
+    return candidate if candidate.exists() else None

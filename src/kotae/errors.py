@@ -1,0 +1,61 @@
+"""Typed errors; `api.errors` maps them to OpenAI's envelope in one place."""
+
+from __future__ import annotations
+
+
+class KotaeError(Exception):
+    status_code = 500
+    error_type = "server_error"
+    default_code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+
+
+class InvalidRequest(KotaeError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    default_code = "context_length_exceeded"
+
+
+class AuthenticationFailed(KotaeError):
+    status_code = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class NotFound(KotaeError):
+    status_code = 404
+    error_type = "invalid_request_error"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+
+class Conflict(KotaeError):
+    status_code = 409
+    error_type = "invalid_request_error"
+
+
+class PayloadTooLarge(KotaeError):
+    status_code = 413
+    error_type = "invalid_request_error"
+
+
+class RateLimited(KotaeError):
+    status_code = 429
+    error_type = "rate_limit_error"
+
+
+class BackendError(KotaeError):
+    """The model engine failed (a remote server down, a crash in the runtime)."""
+
+    status_code = 502
+    error_type = "server_error"

@@ -1,0 +1,44 @@
+"""`kotae models pull`: GGUF files from the Hugging Face Hub (or a mirror) into the data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kotae.errors import InvalidRequest, NotFound
+
+# When a repo holds several quantisations and none is named: the usual good trade-offs.
+PREFERRED_QUANTS = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_0", "Q8_0")
+
+
+def choose_gguf(files: list[str]) -> str:
+    ggufs = sorted(f for f in files if f.lower().endswith(".gguf"))
+    if not ggufs:
+        raise NotFound("The repository has no .gguf file.")
+    for quant in PREFERRED_QUANTS:
+        for name in ggufs:
+            if quant.lower() in name.lower():
+                return name
+    return ggufs[0]
+
+
+def pull_gguf(
+    spec: str, models_dir: Path, *, endpoint: str | None = None, revision: str | None = None
+) -> Path:
+    """`owner/name[:file.gguf]` -> the local path, under models_dir/owner/name/."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    repo, _, filename = spec.partition(":")
+    if repo.count("/") != 1:
+        raise InvalidRequest(f"'{spec}' is not owner/name[:file.gguf].")
+    if not filename:
+        filename = choose_gguf(HfApi(endpoint=endpoint).list_repo_files(repo, revision=revision))
+    target = models_dir / repo
+    target.mkdir(parents=True, exist_ok=True)
+    path = hf_hub_download(
+        repo_id=repo,
+        filename=filename,
+        revision=revision,
+        local_dir=target,
+        endpoint=endpoint,
+    )
+    return Path(path)

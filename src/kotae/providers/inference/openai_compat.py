@@ -1,0 +1,148 @@
+"""Remote engines that speak OpenAI's /v1/chat/completions: vLLM, SGLang, Ollama, llama.cpp
+server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from kotae.errors import BackendError, ContextLengthExceeded, InvalidRequest
+from kotae.providers.inference.base import (
+    CancelToken,
+    Capabilities,
+    ChatMessage,
+    ChatRequest,
+    Finished,
+    StreamChunk,
+    TextDelta,
+)
+
+
+def estimate_tokens(messages: list[ChatMessage]) -> int:
+    # The protocol has no tokenizer endpoint; about 3 characters a token, plus each
+    # message's template overhead, errs on the long side for English and Japanese alike.
+    return sum(len(m.content) // 3 + 4 for m in messages) + 2
+
+
+class OpenAICompatBackend:
+    def __init__(
+        self,
+        model_id: str,
+        base_url: str,
+        *,
+        remote_model: str | None = None,
+        api_key: str | None = None,
+        context_window: int = 4096,
+        timeout: float = 600.0,
+    ) -> None:
+        self.model_id = model_id
+        self.context_window = context_window
+        self.capabilities = Capabilities(json_schema=True, exact_token_count=False)
+        self._remote_model = remote_model or model_id
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    async def count_tokens(self, messages: list[ChatMessage]) -> int:
+        return estimate_tokens(messages)
+
+    def _payload(self, request: ChatRequest) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self._remote_model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            # Both spellings: llama.cpp's server reads only max_tokens.
+            "max_tokens": request.max_tokens,
+            "max_completion_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.stop:
+            payload["stop"] = request.stop
+        if request.seed is not None:
+            payload["seed"] = request.seed
+        fmt = request.response_format
+        if fmt and fmt["type"] == "json_schema":
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": fmt.get("name", "output"),
+                    "schema": fmt["schema"],
+                    "strict": True,
+                },
+            }
+        elif fmt and fmt["type"] == "json_object":
+            payload["response_format"] = {"type": "json_object"}
+        return payload
+
+    async def stream(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
+        prompt_estimate = estimate_tokens(request.messages)
+        output_count = 0
+        finish: str | None = None
+        usage: dict[str, Any] | None = None
+        try:
+            async with self._client.stream(
+                "POST", "/chat/completions", json=self._payload(request)
+            ) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    raise _remote_error(resp)
+                async for line in resp.aiter_lines():
+                    if cancel.cancelled:
+                        yield Finished("cancelled", prompt_estimate, output_count)
+                        return
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            output_count += 1
+                            yield TextDelta(text)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+        except httpx.HTTPError as exc:
+            raise BackendError(f"Model server for '{self.model_id}' failed: {exc}") from exc
+        if finish is None:
+            # A stream cut without finish_reason is not an answer (llama.cpp's server does
+            # this when another request interrupts it).
+            raise BackendError(f"Model server for '{self.model_id}' ended the stream early.")
+        input_tokens = int(usage["prompt_tokens"]) if usage else prompt_estimate
+        output_tokens = int(usage["completion_tokens"]) if usage else output_count
+        cached = 0
+        if usage and isinstance(usage.get("prompt_tokens_details"), dict):
+            cached = int(usage["prompt_tokens_details"].get("cached_tokens") or 0)
+        yield Finished(
+            "length" if finish == "length" else "stop", input_tokens, output_tokens, cached
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _remote_error(resp: httpx.Response) -> Exception:
+    try:
+        body = resp.json()
+        err = body.get("error") if isinstance(body, dict) else None
+        message = err.get("message") if isinstance(err, dict) else str(body)
+    except ValueError:
+        message = resp.text[:500]
+    message = str(message)
+    if "context" in message.lower() and ("length" in message.lower() or "window" in message):
+        return ContextLengthExceeded(message, param="input")
+    if 400 <= resp.status_code < 500:
+        return InvalidRequest(f"Model server rejected the request: {message}")
+    return BackendError(f"Model server error ({resp.status_code}): {message}")

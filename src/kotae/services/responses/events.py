@@ -1,0 +1,179 @@
+"""The one emitter of Responses stream events. It alone assigns `sequence_number` and
+`output_index`, and it pairs every `*.added` with its `*.done`."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseError,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseInProgressEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseQueuedEvent,
+    ResponseStreamEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    ResponseUsage,
+)
+from openai.types.responses.response import IncompleteDetails
+
+from kotae import ids
+
+ItemStatus = Literal["completed", "incomplete"]
+
+
+class ResponseEmitter:
+    """Builds the events of one response while keeping `response` (the snapshot) current."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+        self._sequence = 0
+        self._message: ResponseOutputMessage | None = None
+        self._text: list[str] = []
+
+    def _next(self) -> int:
+        n = self._sequence
+        self._sequence += 1
+        return n
+
+    def _snapshot(self) -> Response:
+        return self.response.model_copy(deep=True)
+
+    @property
+    def message_open(self) -> bool:
+        return self._message is not None
+
+    def created(self) -> ResponseStreamEvent:
+        return ResponseCreatedEvent(
+            response=self._snapshot(), sequence_number=self._next(), type="response.created"
+        )
+
+    def queued(self) -> ResponseStreamEvent:
+        return ResponseQueuedEvent(
+            response=self._snapshot(), sequence_number=self._next(), type="response.queued"
+        )
+
+    def in_progress(self) -> ResponseStreamEvent:
+        self.response.status = "in_progress"
+        return ResponseInProgressEvent(
+            response=self._snapshot(), sequence_number=self._next(), type="response.in_progress"
+        )
+
+    def start_message(self, item_id: str | None = None) -> list[ResponseStreamEvent]:
+        assert self._message is None, "a message is already open"
+        message = ResponseOutputMessage(
+            id=item_id or ids.message_id(),
+            content=[],
+            role="assistant",
+            status="in_progress",
+            type="message",
+        )
+        self._message = message
+        self._text = []
+        output_index = len(self.response.output)
+        self.response.output.append(message)
+        return [
+            ResponseOutputItemAddedEvent(
+                item=message.model_copy(deep=True),
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.added",
+            ),
+            ResponseContentPartAddedEvent(
+                content_index=0,
+                item_id=message.id,
+                output_index=output_index,
+                part=ResponseOutputText(annotations=[], text="", type="output_text", logprobs=[]),
+                sequence_number=self._next(),
+                type="response.content_part.added",
+            ),
+        ]
+
+    def text_delta(self, text: str) -> ResponseStreamEvent:
+        message = self._message
+        assert message is not None, "no message is open"
+        self._text.append(text)
+        # model_construct: this runs once a token, and every field is already typed.
+        return ResponseTextDeltaEvent.model_construct(
+            content_index=0,
+            delta=text,
+            item_id=message.id,
+            logprobs=[],
+            output_index=len(self.response.output) - 1,
+            sequence_number=self._next(),
+            type="response.output_text.delta",
+        )
+
+    def finish_message(self, status: ItemStatus) -> list[ResponseStreamEvent]:
+        message = self._message
+        assert message is not None, "no message is open"
+        self._message = None
+        text = "".join(self._text)
+        output_index = len(self.response.output) - 1
+        part = ResponseOutputText(annotations=[], text=text, type="output_text", logprobs=[])
+        message.content = [part]
+        message.status = status
+        return [
+            ResponseTextDoneEvent(
+                content_index=0,
+                item_id=message.id,
+                logprobs=[],
+                output_index=output_index,
+                sequence_number=self._next(),
+                text=text,
+                type="response.output_text.done",
+            ),
+            ResponseContentPartDoneEvent(
+                content_index=0,
+                item_id=message.id,
+                output_index=output_index,
+                part=part.model_copy(deep=True),
+                sequence_number=self._next(),
+                type="response.content_part.done",
+            ),
+            ResponseOutputItemDoneEvent(
+                item=message.model_copy(deep=True),
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.done",
+            ),
+        ]
+
+    def completed(self, usage: ResponseUsage) -> ResponseStreamEvent:
+        self.response.status = "completed"
+        self.response.usage = usage
+        self.response.completed_at = time.time()
+        return ResponseCompletedEvent(
+            response=self._snapshot(), sequence_number=self._next(), type="response.completed"
+        )
+
+    def incomplete(self, usage: ResponseUsage, reason: str) -> ResponseStreamEvent:
+        self.response.status = "incomplete"
+        self.response.usage = usage
+        self.response.incomplete_details = IncompleteDetails.model_validate({"reason": reason})
+        return ResponseIncompleteEvent(
+            response=self._snapshot(), sequence_number=self._next(), type="response.incomplete"
+        )
+
+    def failed(self, message: str, code: str = "server_error") -> ResponseStreamEvent:
+        self.response.status = "failed"
+        self.response.error = ResponseError.model_validate({"code": code, "message": message})
+        return ResponseFailedEvent(
+            response=self._snapshot(), sequence_number=self._next(), type="response.failed"
+        )
+
+    def cancelled(self) -> Response:
+        """A cancelled background response ends with no terminal event of its own."""
+        self.response.status = "cancelled"
+        return self._snapshot()

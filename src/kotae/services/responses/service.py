@@ -1,0 +1,448 @@
+"""ResponsesService: create (plain, streamed, background), retrieve, delete, cancel, input items.
+
+Every path runs the same event stream (`_run`); a non-streamed response is that stream drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from openai.types.responses import Response, ResponseStreamEvent, ResponseUsage
+
+from kotae import ids
+from kotae.config import Settings
+from kotae.errors import InvalidRequest, KotaeError, NotFound
+from kotae.providers.inference.base import (
+    CancelToken,
+    ChatBackend,
+    ChatRequest,
+    Finished,
+    TextDelta,
+)
+from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
+from kotae.services.models import ModelEntry, ModelRegistry
+from kotae.services.responses.context import PromptContext, build_context
+from kotae.services.responses.convert import normalize_input
+from kotae.services.responses.events import ResponseEmitter
+from kotae.storage.repositories.responses import ItemPage, ResponseRepository
+
+# `include` values that only matter with tools this server does not run yet: accepted, no-ops.
+ACCEPTED_INCLUDES = {
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+}
+
+
+@dataclass
+class Prepared:
+    project_id: str
+    request: CreateResponse
+    entry: ModelEntry
+    backend: ChatBackend
+    context: PromptContext
+    new_items: list[dict[str, Any]]
+    response: Response
+
+
+@dataclass
+class BackgroundRun:
+    """Events of a background response, kept so streams can follow or replay it."""
+
+    cancel: CancelToken
+    events: list[ResponseStreamEvent] = field(default_factory=list)
+    done: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class ResponsesService:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, repo: ResponseRepository
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._repo = repo
+        self._background: dict[str, BackgroundRun] = {}
+
+    # -- create -----------------------------------------------------------------------------
+
+    async def prepare(self, project_id: str, req: CreateResponse) -> Prepared:
+        """Everything that can reject a request, before any event is sent."""
+        self._check_unsupported(req)
+        entry = self._registry.resolve(req.model)
+        backend = self._registry.backend(req.model)
+        history: list[dict[str, Any]] = []
+        if req.previous_response_id:
+            turns = await asyncio.to_thread(self._repo.thread, project_id, req.previous_response_id)
+            if turns is None:
+                raise InvalidRequest(
+                    f"Previous response with id '{req.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            for turn in turns:
+                history.extend(turn.input_items)
+                history.extend(turn.output_items)
+        new_items = normalize_input(req.input)
+        if not new_items and not history:
+            raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+        max_out = req.max_output_tokens or self._settings.max_output_tokens_default
+        context = await build_context(
+            backend,
+            instructions=req.instructions,
+            history=history,
+            new_items=new_items,
+            max_output_tokens=max_out,
+            truncation=req.truncation or "disabled",
+        )
+        return Prepared(
+            project_id, req, entry, backend, context, new_items, self._new_response(req, entry)
+        )
+
+    def _check_unsupported(self, req: CreateResponse) -> None:
+        for i, tool in enumerate(req.tools or []):
+            raise InvalidRequest(
+                f"Tool type '{tool.get('type')}' is not supported by this server yet.",
+                param=f"tools[{i}].type",
+            )
+        if req.tool_choice not in (None, "auto", "none"):
+            raise InvalidRequest(
+                "tool_choice needs tools; this request has none.", param="tool_choice"
+            )
+        for i, value in enumerate(req.include or []):
+            if value not in ACCEPTED_INCLUDES:
+                raise InvalidRequest(
+                    f"include value '{value}' is not supported.", param=f"include[{i}]"
+                )
+        if req.top_logprobs:
+            raise InvalidRequest("top_logprobs is not supported yet.", param="top_logprobs")
+        if req.conversation is not None:
+            raise InvalidRequest("Conversations are not supported yet.", param="conversation")
+        if req.prompt is not None:
+            raise InvalidRequest("Prompt templates are not supported.", param="prompt")
+        if req.background and not req.store:
+            raise InvalidRequest(
+                "Background responses must be stored (store=true).", param="background"
+            )
+
+    def _new_response(self, req: CreateResponse, entry: ModelEntry) -> Response:
+        fmt = req.text.format if req.text and req.text.format else None
+        text_format: dict[str, Any] = {"type": "text"}
+        if isinstance(fmt, FormatJsonSchema):
+            text_format = {
+                "type": "json_schema",
+                "name": fmt.name,
+                "schema": fmt.schema_,
+                "strict": fmt.strict,
+                "description": fmt.description,
+            }
+        elif isinstance(fmt, FormatJsonObject):
+            text_format = {"type": "json_object"}
+        cfg = entry.config
+        return Response.model_validate(
+            {
+                "id": ids.response_id(),
+                "object": "response",
+                "created_at": int(time.time()),
+                "status": "queued" if req.background else "in_progress",
+                "background": req.background,
+                "model": cfg.id,
+                "output": [],
+                "instructions": req.instructions,
+                "previous_response_id": req.previous_response_id,
+                "temperature": req.temperature
+                if req.temperature is not None
+                else cfg.default_temperature,
+                "top_p": req.top_p if req.top_p is not None else cfg.default_top_p,
+                "max_output_tokens": req.max_output_tokens,
+                "max_tool_calls": req.max_tool_calls,
+                "metadata": req.metadata or {},
+                "parallel_tool_calls": True
+                if req.parallel_tool_calls is None
+                else req.parallel_tool_calls,
+                "tool_choice": req.tool_choice or "auto",
+                "tools": [],
+                "text": {
+                    "format": text_format,
+                    "verbosity": (req.text.verbosity if req.text else None) or "medium",
+                },
+                "truncation": req.truncation or "disabled",
+                "store": req.store,
+                "user": req.user,
+                "safety_identifier": req.safety_identifier,
+                "prompt_cache_key": req.prompt_cache_key,
+                "reasoning": {"effort": None, "summary": None},
+                "service_tier": "default",
+                "top_logprobs": 0,
+                "usage": None,
+                "error": None,
+                "incomplete_details": None,
+            }
+        )
+
+    def _chat_request(self, p: Prepared) -> ChatRequest:
+        r = p.response
+        fmt = r.text.format if r.text else None
+        response_format: dict[str, Any] | None = None
+        if fmt is not None and fmt.type == "json_schema":
+            response_format = {"type": "json_schema", "name": fmt.name, "schema": fmt.schema_}
+        elif fmt is not None and fmt.type == "json_object":
+            response_format = {"type": "json_object"}
+        return ChatRequest(
+            messages=p.context.messages,
+            max_tokens=p.context.max_output_tokens,
+            temperature=float(r.temperature if r.temperature is not None else 1.0),
+            top_p=float(r.top_p if r.top_p is not None else 1.0),
+            response_format=response_format,
+        )
+
+    async def _run(
+        self, p: Prepared, cancel: CancelToken, *, background: bool
+    ) -> AsyncIterator[ResponseStreamEvent]:
+        emitter = ResponseEmitter(p.response)
+        yield emitter.created()
+        if background:
+            yield emitter.queued()
+        yield emitter.in_progress()
+        finished: Finished | None = None
+        try:
+            async for chunk in p.backend.stream(self._chat_request(p), cancel):
+                if isinstance(chunk, TextDelta):
+                    if not emitter.message_open:
+                        for event in emitter.start_message():
+                            yield event
+                    yield emitter.text_delta(chunk.text)
+                else:
+                    finished = chunk
+        except KotaeError as exc:
+            if not background and not p.request.stream:
+                raise
+            yield emitter.failed(exc.message)
+            await self._persist(p, emitter.response, background)
+            return
+        assert finished is not None
+        if not emitter.message_open:
+            for event in emitter.start_message():
+                yield event
+        truncated = finished.reason == "length"
+        for event in emitter.finish_message("incomplete" if truncated else "completed"):
+            yield event
+        usage = ResponseUsage.model_validate(
+            {
+                "input_tokens": finished.input_tokens,
+                "input_tokens_details": {
+                    "cached_tokens": finished.cached_tokens,
+                    "cache_write_tokens": 0,
+                },
+                "output_tokens": finished.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": finished.input_tokens + finished.output_tokens,
+            }
+        )
+        if finished.reason == "cancelled":
+            emitter.response.usage = usage
+            emitter.cancelled()
+            await self._persist(p, emitter.response, background)
+            return
+        terminal = (
+            emitter.incomplete(usage, "max_output_tokens")
+            if truncated
+            else emitter.completed(usage)
+        )
+        # Stored before the client hears "completed", so an immediate follow-up that names
+        # this response as previous_response_id finds it.
+        await self._persist(p, emitter.response, background)
+        yield terminal
+
+    async def _persist(self, p: Prepared, response: Response, background: bool) -> None:
+        if not p.request.store:
+            return
+        body = response.model_dump(mode="json", exclude_unset=True)
+        if background:
+            await asyncio.to_thread(self._repo.update_body, p.project_id, body)
+        elif response.status != "failed":
+            await asyncio.to_thread(
+                self._repo.save,
+                p.project_id,
+                body,
+                p.new_items,
+                self._settings.response_ttl_seconds,
+            )
+
+    async def create(self, p: Prepared) -> Response:
+        """A plain (non-streamed) response: the event stream, drained."""
+        final = p.response
+        async for event in self._run(p, CancelToken(), background=False):
+            if event.type in ("response.completed", "response.incomplete", "response.failed"):
+                final = event.response  # type: ignore[union-attr]
+        return final
+
+    def stream(self, p: Prepared) -> AsyncIterator[ResponseStreamEvent]:
+        return self._run(p, CancelToken(), background=False)
+
+    async def start_background(self, p: Prepared) -> BackgroundRun:
+        body = p.response.model_dump(mode="json", exclude_unset=True)
+        await asyncio.to_thread(
+            self._repo.save, p.project_id, body, p.new_items, self._settings.response_ttl_seconds
+        )
+        run = BackgroundRun(cancel=CancelToken())
+        self._background[p.response.id] = run
+
+        async def drive() -> None:
+            try:
+                async for event in self._run(p, run.cancel, background=True):
+                    run.events.append(event)
+                    run.changed.set()
+            except Exception as exc:  # a crash must not leave it "in progress" forever
+                p.response.status = "failed"
+                await self._persist(p, p.response, True)
+                raise exc
+            finally:
+                run.done = True
+                run.changed.set()
+                # Followers replay from the store once the run is over.
+                asyncio.get_running_loop().call_later(60, self._background.pop, p.response.id, None)
+
+        run.task = asyncio.create_task(drive())
+        return run
+
+    async def follow(
+        self, run: BackgroundRun, starting_after: int | None
+    ) -> AsyncIterator[ResponseStreamEvent]:
+        index = 0
+        while True:
+            while index < len(run.events):
+                event = run.events[index]
+                index += 1
+                if starting_after is None or event.sequence_number > starting_after:
+                    yield event
+            if run.done:
+                return
+            run.changed.clear()
+            if index < len(run.events):
+                continue
+            await run.changed.wait()
+
+    # -- retrieve, delete, cancel, input items --------------------------------------------------
+
+    async def retrieve(self, project_id: str, response_id: str) -> Response:
+        body = await asyncio.to_thread(self._repo.get, project_id, response_id)
+        if body is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        return Response.model_validate(body)
+
+    def live(self, response_id: str) -> BackgroundRun | None:
+        return self._background.get(response_id)
+
+    async def replay(
+        self, project_id: str, response_id: str, starting_after: int | None
+    ) -> AsyncIterator[ResponseStreamEvent]:
+        """The events of a stored response: live while it runs here, else rebuilt."""
+        response = await self.retrieve(project_id, response_id)
+        run = self._background.get(response_id)
+        if run is not None:
+            async for event in self.follow(run, starting_after):
+                yield event
+            return
+        for event in replay_events(response):
+            if starting_after is None or event.sequence_number > starting_after:
+                yield event
+
+    async def delete(self, project_id: str, response_id: str) -> None:
+        run = self._background.get(response_id)
+        if run is not None and not run.done:
+            run.cancel.cancel()
+        if not await asyncio.to_thread(self._repo.delete, project_id, response_id):
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+
+    async def cancel(self, project_id: str, response_id: str) -> Response:
+        response = await self.retrieve(project_id, response_id)
+        if not response.background:
+            raise InvalidRequest(
+                "Only responses created with background=true can be cancelled.",
+                param="response_id",
+            )
+        run = self._background.get(response_id)
+        if response.status in ("queued", "in_progress") and run is not None:
+            run.cancel.cancel()
+            if run.task is not None:
+                await asyncio.wait({run.task}, timeout=30)
+            return await self.retrieve(project_id, response_id)
+        if response.status == "cancelled":
+            return response
+        raise InvalidRequest(
+            f"Cannot cancel a response with status '{response.status}'.", param="response_id"
+        )
+
+    async def input_items(
+        self,
+        project_id: str,
+        response_id: str,
+        *,
+        limit: int,
+        order: str,
+        after: str | None,
+        before: str | None,
+    ) -> ItemPage:
+        page = await asyncio.to_thread(
+            lambda: self._repo.list_input_items(
+                project_id, response_id, limit=limit, order=order, after=after, before=before
+            )
+        )
+        if page is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        return page
+
+    async def shutdown(self) -> None:
+        for run in list(self._background.values()):
+            run.cancel.cancel()
+        tasks = [r.task for r in self._background.values() if r.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+
+
+def replay_events(response: Response) -> list[ResponseStreamEvent]:
+    """A finished response told again as events, through the same emitter."""
+    start = response.model_copy(deep=True)
+    start.output = []
+    start.status = "in_progress"
+    start.usage = None
+    start.incomplete_details = None
+    start.error = None
+    emitter = ResponseEmitter(start)
+    events: list[ResponseStreamEvent] = [emitter.created(), emitter.in_progress()]
+    for item in response.output:
+        if item.type != "message":
+            continue
+        events.extend(emitter.start_message(item.id))
+        text = "".join(getattr(part, "text", "") for part in item.content)
+        if text:
+            events.append(emitter.text_delta(text))
+        events.extend(
+            emitter.finish_message("incomplete" if item.status == "incomplete" else "completed")
+        )
+    usage = response.usage or ResponseUsage.model_validate(
+        {
+            "input_tokens": 0,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": 0,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 0,
+        }
+    )
+    if response.status == "incomplete":
+        events.append(emitter.incomplete(usage, "max_output_tokens"))
+    elif response.status == "failed":
+        events.append(emitter.failed(response.error.message if response.error else "failed"))
+    elif response.status == "completed":
+        events.append(emitter.completed(usage))
+    return events

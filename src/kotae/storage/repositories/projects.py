@@ -1,0 +1,106 @@
+"""Projects and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kotae import ids
+from kotae.errors import Conflict, NotFound
+from kotae.storage.orm import ApiKey, Project, Setting
+
+DEFAULT_PROJECT = "default"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    project_id: str
+    project_name: str
+    name: str
+    redacted: str
+    created_at: int
+    revoked_at: int | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ProjectRepository:
+    def __init__(self, sessions: sessionmaker[Session]):
+        self._sessions = sessions
+
+    def get_or_create_project(self, name: str) -> str:
+        with self._sessions.begin() as s:
+            existing = s.scalar(select(Project.id).where(Project.name == name))
+            if existing:
+                return existing
+            project = Project(id=ids.new_id("proj"), name=name, created_at=int(time.time()))
+            s.add(project)
+            return project.id
+
+    def create_key(self, project_name: str, name: str = "") -> tuple[str, KeyInfo]:
+        """Returns the plain key (shown once) and what is stored of it."""
+        project_id = self.get_or_create_project(project_name)
+        key = ids.api_key()
+        row = ApiKey(
+            id=ids.new_id("key"),
+            project_id=project_id,
+            name=name,
+            key_hash=hash_key(key),
+            redacted=f"{key[:12]}...{key[-4:]}",
+            created_at=int(time.time()),
+        )
+        with self._sessions.begin() as s:
+            s.add(row)
+        return key, KeyInfo(
+            row.id, project_id, project_name, name, row.redacted, row.created_at, None
+        )
+
+    def verify(self, key: str) -> str | None:
+        """The project id of a valid, unrevoked key, else None."""
+        with self._sessions() as s:
+            row = s.execute(
+                select(ApiKey.project_id, ApiKey.revoked_at).where(ApiKey.key_hash == hash_key(key))
+            ).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return row.project_id
+
+    def list_keys(self, project_name: str | None = None) -> list[KeyInfo]:
+        with self._sessions() as s:
+            query = select(ApiKey, Project.name).join(Project, Project.id == ApiKey.project_id)
+            if project_name:
+                query = query.where(Project.name == project_name)
+            rows = s.execute(query.order_by(ApiKey.created_at, ApiKey.id)).all()
+        return [
+            KeyInfo(k.id, k.project_id, p, k.name, k.redacted, k.created_at, k.revoked_at)
+            for k, p in rows
+        ]
+
+    def revoke(self, key_id: str) -> None:
+        with self._sessions.begin() as s:
+            row = s.get(ApiKey, key_id)
+            if row is None:
+                raise NotFound(f"No API key with id '{key_id}'.")
+            if row.revoked_at is not None:
+                raise Conflict(f"API key '{key_id}' is already revoked.")
+            row.revoked_at = int(time.time())
+
+    def get_setting(self, key: str) -> str | None:
+        with self._sessions() as s:
+            row = s.get(Setting, key)
+            return row.value if row else None
+
+    def claim_setting(self, key: str, value: str) -> bool:
+        """Sets `key` once; False when it was already set (by this or another process)."""
+        with self._sessions.begin() as s:
+            if s.get(Setting, key) is not None:
+                return False
+            s.add(Setting(key=key, value=value))
+            return True

@@ -1,0 +1,185 @@
+"""Stored responses. A thread is rebuilt by walking `previous_response_id` links, so each row
+holds only what its own request added."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, literal, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from kotae.storage.orm import ResponseInputItem, StoredResponse
+
+
+@dataclass
+class ThreadTurn:
+    response_id: str
+    input_items: list[dict[str, Any]]
+    output_items: list[dict[str, Any]]
+
+
+@dataclass
+class ItemPage:
+    items: list[dict[str, Any]]
+    has_more: bool
+
+
+class ResponseRepository:
+    def __init__(self, sessions: sessionmaker[Session]):
+        self._sessions = sessions
+
+    def save(
+        self,
+        project_id: str,
+        body: dict[str, Any],
+        input_items: list[dict[str, Any]],
+        ttl_seconds: int,
+    ) -> None:
+        now = int(time.time())
+        with self._sessions.begin() as s:
+            s.add(
+                StoredResponse(
+                    id=body["id"],
+                    project_id=project_id,
+                    previous_response_id=body.get("previous_response_id"),
+                    status=body.get("status") or "completed",
+                    created_at=int(body.get("created_at") or now),
+                    expires_at=now + ttl_seconds,
+                    background=bool(body.get("background")),
+                    body=body,
+                )
+            )
+            s.flush()  # the response row first: its items reference it
+            s.add_all(
+                ResponseInputItem(response_id=body["id"], position=i, item_id=item["id"], data=item)
+                for i, item in enumerate(input_items)
+            )
+
+    def update_body(self, project_id: str, body: dict[str, Any]) -> None:
+        with self._sessions.begin() as s:
+            s.execute(
+                update(StoredResponse)
+                .where(StoredResponse.id == body["id"], StoredResponse.project_id == project_id)
+                .values(body=body, status=body.get("status") or "completed")
+            )
+
+    def get(self, project_id: str, response_id: str) -> dict[str, Any] | None:
+        with self._sessions() as s:
+            row = s.execute(
+                select(StoredResponse.body).where(
+                    StoredResponse.id == response_id,
+                    StoredResponse.project_id == project_id,
+                    StoredResponse.expires_at > int(time.time()),
+                )
+            ).first()
+        return dict(row.body) if row else None
+
+    def delete(self, project_id: str, response_id: str) -> bool:
+        with self._sessions.begin() as s:
+            result = s.execute(
+                delete(StoredResponse).where(
+                    StoredResponse.id == response_id, StoredResponse.project_id == project_id
+                )
+            )
+            if result.rowcount:
+                s.execute(
+                    delete(ResponseInputItem).where(ResponseInputItem.response_id == response_id)
+                )
+        return bool(result.rowcount)
+
+    def thread(self, project_id: str, response_id: str) -> list[ThreadTurn] | None:
+        """Turns from the oldest to `response_id`; None when it is missing or expired."""
+        now = int(time.time())
+        with self._sessions() as s:
+            chain = (
+                select(
+                    StoredResponse.id,
+                    StoredResponse.previous_response_id,
+                    literal(0).label("depth"),
+                )
+                .where(
+                    StoredResponse.id == response_id,
+                    StoredResponse.project_id == project_id,
+                    StoredResponse.expires_at > now,
+                )
+                .cte("chain", recursive=True)
+            )
+            prev = aliased(StoredResponse)
+            chain = chain.union_all(
+                select(prev.id, prev.previous_response_id, chain.c.depth + 1).where(
+                    prev.id == chain.c.previous_response_id,
+                    prev.project_id == project_id,
+                    prev.expires_at > now,
+                )
+            )
+            rows = s.execute(
+                select(StoredResponse.id, StoredResponse.body, chain.c.depth)
+                .join(chain, chain.c.id == StoredResponse.id)
+                .order_by(chain.c.depth.desc())
+            ).all()
+            if not rows:
+                return None
+            ids = [r.id for r in rows]
+            items: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+            for item in s.execute(
+                select(ResponseInputItem.response_id, ResponseInputItem.data)
+                .where(ResponseInputItem.response_id.in_(ids))
+                .order_by(ResponseInputItem.response_id, ResponseInputItem.position)
+            ):
+                items[item.response_id].append(item.data)
+        return [ThreadTurn(r.id, items[r.id], list(r.body.get("output") or [])) for r in rows]
+
+    def list_input_items(
+        self,
+        project_id: str,
+        response_id: str,
+        *,
+        limit: int,
+        order: str,
+        after: str | None,
+        before: str | None,
+    ) -> ItemPage | None:
+        if self.get(project_id, response_id) is None:
+            return None
+        with self._sessions() as s:
+            rows = [
+                r.data
+                for r in s.execute(
+                    select(ResponseInputItem.data)
+                    .where(ResponseInputItem.response_id == response_id)
+                    .order_by(ResponseInputItem.position)
+                )
+            ]
+        if order == "desc":
+            rows.reverse()
+        ids = [r["id"] for r in rows]
+        if after is not None:
+            rows = rows[ids.index(after) + 1 :] if after in ids else []
+        if before is not None:
+            cut = [r["id"] for r in rows]
+            rows = rows[: cut.index(before)] if before in cut else rows
+        return ItemPage(items=rows[:limit], has_more=len(rows) > limit)
+
+    def fail_unfinished(self, reason: str) -> int:
+        """Background responses cut off by a restart end as failed, never stuck in progress."""
+        with self._sessions.begin() as s:
+            rows = s.scalars(
+                select(StoredResponse).where(StoredResponse.status.in_(["queued", "in_progress"]))
+            ).all()
+            for row in rows:
+                body = dict(row.body)
+                body["status"] = "failed"
+                body["error"] = {"code": "server_error", "message": reason}
+                row.body = body
+                row.status = "failed"
+            return len(rows)
+
+    def purge_expired(self) -> int:
+        now = int(time.time())
+        with self._sessions.begin() as s:
+            expired = select(StoredResponse.id).where(StoredResponse.expires_at <= now)
+            s.execute(delete(ResponseInputItem).where(ResponseInputItem.response_id.in_(expired)))
+            result = s.execute(delete(StoredResponse).where(StoredResponse.expires_at <= now))
+            return int(result.rowcount or 0)
