@@ -23,10 +23,15 @@ PURGE_INTERVAL_SECONDS = 3600
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     settings = settings or Settings()
+    given = container
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = container or await anyio.to_thread.run_sync(Container.build, settings)
+        built = (
+            given
+            if given is not None
+            else await anyio.to_thread.run_sync(Container.build, settings)
+        )
         app.state.container = built
         failed = await anyio.to_thread.run_sync(
             built.responses_repo.fail_unfinished, "The server restarted while this ran."

@@ -82,6 +82,8 @@ class LlamaCppBackend:
         self._load_lock = threading.Lock()
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._worker: threading.Thread | None = None
+        # Tokens decoded over the backend's life (read by tests and metrics).
+        self.generated_tokens = 0
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -214,6 +216,7 @@ class LlamaCppBackend:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     break
                 produced += 1
+                self.generated_tokens += 1
                 text, hit = stopper.feed(decoder.decode(llama.detokenize([token])))
                 if text:
                     put(TextDelta(text))

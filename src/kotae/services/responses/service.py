@@ -11,7 +11,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from openai.types.responses import Response, ResponseStreamEvent, ResponseUsage
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseStreamEvent,
+    ResponseUsage,
+)
 
 from kotae import ids
 from kotae.config import Settings
@@ -40,6 +47,9 @@ ACCEPTED_INCLUDES = {
     "code_interpreter_call.outputs",
     "reasoning.encrypted_content",
 }
+
+
+TERMINAL_EVENTS = (ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent)
 
 
 @dataclass
@@ -282,8 +292,8 @@ class ResponsesService:
         """A plain (non-streamed) response: the event stream, drained."""
         final = p.response
         async for event in self._run(p, CancelToken(), background=False):
-            if event.type in ("response.completed", "response.incomplete", "response.failed"):
-                final = event.response  # type: ignore[union-attr]
+            if isinstance(event, TERMINAL_EVENTS):
+                final = event.response
         return final
 
     def stream(self, p: Prepared) -> AsyncIterator[ResponseStreamEvent]:

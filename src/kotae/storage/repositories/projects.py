@@ -70,7 +70,7 @@ class ProjectRepository:
             ).first()
         if row is None or row.revoked_at is not None:
             return None
-        return row.project_id
+        return str(row.project_id)
 
     def list_keys(self, project_name: str | None = None) -> list[KeyInfo]:
         with self._sessions() as s:

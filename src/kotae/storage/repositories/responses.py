@@ -83,11 +83,11 @@ class ResponseRepository:
                     StoredResponse.id == response_id, StoredResponse.project_id == project_id
                 )
             )
-            if result.rowcount:
+            if _rowcount(result):
                 s.execute(
                     delete(ResponseInputItem).where(ResponseInputItem.response_id == response_id)
                 )
-        return bool(result.rowcount)
+        return bool(_rowcount(result))
 
     def thread(self, project_id: str, response_id: str) -> list[ThreadTurn] | None:
         """Turns from the oldest to `response_id`; None when it is missing or expired."""
@@ -182,4 +182,9 @@ class ResponseRepository:
             expired = select(StoredResponse.id).where(StoredResponse.expires_at <= now)
             s.execute(delete(ResponseInputItem).where(ResponseInputItem.response_id.in_(expired)))
             result = s.execute(delete(StoredResponse).where(StoredResponse.expires_at <= now))
-            return int(result.rowcount or 0)
+            return _rowcount(result)
+
+
+def _rowcount(result: object) -> int:
+    # DML results carry rowcount; SQLAlchemy's generic Result type does not say so.
+    return int(getattr(result, "rowcount", 0) or 0)

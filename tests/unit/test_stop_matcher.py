@@ -1,0 +1,24 @@
+from kotae.providers.inference.llama_cpp import StopMatcher
+
+
+def test_cuts_at_stop_split_across_pieces() -> None:
+    m = StopMatcher(["<|im_end|>"])
+    out = []
+    for piece in ["Hello", " wor", "ld<|im", "_end|>", "after"]:
+        text, hit = m.feed(piece)
+        out.append(text)
+        if hit:
+            break
+    assert "".join(out) == "Hello world"
+
+
+def test_holds_back_only_possible_prefixes() -> None:
+    m = StopMatcher(["END"])
+    assert m.feed("abcE") == ("abc", False)
+    assert m.feed("x") == ("Ex", False)
+    assert m.feed("EN") == ("", False)
+    assert m.flush() == "EN"
+
+
+def test_no_stops_passes_through() -> None:
+    assert StopMatcher([]).feed("abc") == ("abc", False)
