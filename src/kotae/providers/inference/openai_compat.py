@@ -42,6 +42,9 @@ class OpenAICompatBackend:
         self.context_window = context_window
         self.capabilities = Capabilities(json_schema=True, exact_token_count=False)
         self._remote_model = remote_model or model_id
+        # llama-cpp-python's server takes schemas as {"type": "json_object", "schema": ...}
+        # and rejects OpenAI's json_schema; learnt on the first refusal.
+        self._schema_in_json_object = False
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -70,7 +73,9 @@ class OpenAICompatBackend:
         if request.seed is not None:
             payload["seed"] = request.seed
         fmt = request.response_format
-        if fmt and fmt["type"] == "json_schema":
+        if fmt and fmt["type"] == "json_schema" and self._schema_in_json_object:
+            payload["response_format"] = {"type": "json_object", "schema": fmt["schema"]}
+        elif fmt and fmt["type"] == "json_schema":
             payload["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
@@ -84,6 +89,22 @@ class OpenAICompatBackend:
         return payload
 
     async def stream(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
+        schema = request.response_format and request.response_format["type"] == "json_schema"
+        try:
+            async for chunk in self._stream(request, cancel):
+                yield chunk
+        except _SchemaRefused:
+            if not schema or self._schema_in_json_object:
+                raise BackendError(
+                    f"Model server for '{self.model_id}' refused response_format."
+                ) from None
+            self._schema_in_json_object = True
+            async for chunk in self._stream(request, cancel):
+                yield chunk
+
+    async def _stream(
+        self, request: ChatRequest, cancel: CancelToken
+    ) -> AsyncIterator[StreamChunk]:
         prompt_estimate = estimate_tokens(request.messages)
         output_count = 0
         finish: str | None = None
@@ -94,6 +115,8 @@ class OpenAICompatBackend:
             ) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
+                    if output_count == 0 and "response_format" in resp.text:
+                        raise _SchemaRefused
                     raise _remote_error(resp)
                 async for line in resp.aiter_lines():
                     if cancel.cancelled:
@@ -131,6 +154,10 @@ class OpenAICompatBackend:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+class _SchemaRefused(Exception):
+    pass
 
 
 def _remote_error(resp: httpx.Response) -> Exception:
