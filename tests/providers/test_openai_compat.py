@@ -25,10 +25,25 @@ def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = open(tmp_path_factory.mktemp("engine") / "engine.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(entry.path),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-         "--interrupt_requests", "False", "--model_alias", "smollm2"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(entry.path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--interrupt_requests",
+            "False",
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 60
@@ -50,20 +65,28 @@ def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def remote(engine_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenAI]:
     models = [
-        {"id": "remote-smollm2", "backend": "openai_compat", "base_url": engine_url,
-         "remote_model": "smollm2", "context_window": 2048},
-        {"id": "remote-down", "backend": "openai_compat",
-         "base_url": f"http://127.0.0.1:{free_port()}/v1"},
+        {
+            "id": "remote-smollm2",
+            "backend": "openai_compat",
+            "base_url": engine_url,
+            "remote_model": "smollm2",
+            "context_window": 2048,
+        },
+        {
+            "id": "remote-down",
+            "backend": "openai_compat",
+            "base_url": f"http://127.0.0.1:{free_port()}/v1",
+        },
     ]
     srv = Server(tmp_path_factory.mktemp("kotae"), KOTAE_MODELS=json.dumps(models))
-    yield OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0,
-                 timeout=120)
+    yield OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0, timeout=120)
     srv.stop()
 
 
 def test_response_through_remote_engine(remote: OpenAI) -> None:
-    r = remote.responses.create(model="remote-smollm2", input="What color is the sky?",
-                                max_output_tokens=40, temperature=0)
+    r = remote.responses.create(
+        model="remote-smollm2", input="What color is the sky?", max_output_tokens=40, temperature=0
+    )
     assert r.model == "remote-smollm2"
     assert r.output_text
     assert r.usage is not None and r.usage.output_tokens > 0 and r.usage.input_tokens > 0
@@ -71,29 +94,41 @@ def test_response_through_remote_engine(remote: OpenAI) -> None:
 
 def test_stream_and_thread_through_remote_engine(remote: OpenAI) -> None:
     events = assert_stream_grammar(
-        remote.responses.create(model="remote-smollm2", input="Say hello", stream=True,
-                                max_output_tokens=30)
+        remote.responses.create(
+            model="remote-smollm2", input="Say hello", stream=True, max_output_tokens=30
+        )
     )
     first = events[-1].response
-    r2 = remote.responses.create(model="remote-smollm2", input="And again",
-                                 previous_response_id=first.id, max_output_tokens=20)
+    r2 = remote.responses.create(
+        model="remote-smollm2",
+        input="And again",
+        previous_response_id=first.id,
+        max_output_tokens=20,
+    )
     assert r2.output_text
     assert r2.usage is not None and first.usage is not None
     assert r2.usage.input_tokens > first.usage.input_tokens
 
 
 def test_max_output_tokens_is_honoured_remotely(remote: OpenAI) -> None:
-    r = remote.responses.create(model="remote-smollm2", input="Write a long story.",
-                                max_output_tokens=16)
+    r = remote.responses.create(
+        model="remote-smollm2", input="Write a long story.", max_output_tokens=16
+    )
     assert r.status == "incomplete"
     assert r.usage is not None and r.usage.output_tokens <= 16
 
 
 def test_json_schema_through_remote_engine(remote: OpenAI) -> None:
-    schema = {"type": "object", "properties": {"color": {"type": "string"}},
-              "required": ["color"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"color": {"type": "string"}},
+        "required": ["color"],
+        "additionalProperties": False,
+    }
     r = remote.responses.create(
-        model="remote-smollm2", input="Name a color as JSON", max_output_tokens=60,
+        model="remote-smollm2",
+        input="Name a color as JSON",
+        max_output_tokens=60,
         text={"format": {"type": "json_schema", "name": "c", "schema": schema, "strict": True}},
     )
     assert list(json.loads(r.output_text)) == ["color"]
@@ -111,8 +146,9 @@ def test_engine_down_is_a_clear_error_and_stores_nothing(remote: OpenAI) -> None
         remote.responses.create(model="remote-down", input="x", max_output_tokens=16)
     assert err.value.status_code == 502
     assert "remote-down" in err.value.body["message"]  # type: ignore[index]
-    stream = remote.responses.create(model="remote-down", input="x", stream=True,
-                                     max_output_tokens=16)
+    stream = remote.responses.create(
+        model="remote-down", input="x", stream=True, max_output_tokens=16
+    )
     events = list(stream)
     assert events[-1].type == "response.failed"
     with pytest.raises(openai.NotFoundError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kotae.errors import InvalidRequest, NotFound
+from kotae.errors import BackendError, InvalidRequest, NotFound
 
 # When a repo holds several quantisations and none is named: the usual good trade-offs.
 PREFERRED_QUANTS = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_0", "Q8_0")
@@ -25,11 +25,28 @@ def pull_gguf(
     spec: str, models_dir: Path, *, endpoint: str | None = None, revision: str | None = None
 ) -> Path:
     """`owner/name[:file.gguf]` -> the local path, under models_dir/owner/name/."""
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import errors as hub_errors
 
     repo, _, filename = spec.partition(":")
     if repo.count("/") != 1:
         raise InvalidRequest(f"'{spec}' is not owner/name[:file.gguf].")
+    try:
+        return _pull(repo, filename, models_dir, endpoint, revision)
+    except (hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError) as exc:
+        raise NotFound(
+            f"No repository '{repo}' (revision {revision or 'main'}) on the Hub."
+        ) from exc
+    except hub_errors.EntryNotFoundError as exc:
+        raise NotFound(f"No file '{filename}' in '{repo}'.") from exc
+    except (hub_errors.HfHubHTTPError, hub_errors.OfflineModeIsEnabled, OSError) as exc:
+        raise BackendError(f"Download from the Hub failed: {exc}") from exc
+
+
+def _pull(
+    repo: str, filename: str, models_dir: Path, endpoint: str | None, revision: str | None
+) -> Path:
+    from huggingface_hub import HfApi, hf_hub_download
+
     if not filename:
         filename = choose_gguf(HfApi(endpoint=endpoint).list_repo_files(repo, revision=revision))
     target = models_dir / repo
