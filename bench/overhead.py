@@ -28,9 +28,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import Server, free_port, new_key  # noqa: E402
+
 from kotae.config import Settings  # noqa: E402
 from kotae.services.models import ModelRegistry  # noqa: E402
-from tests.helpers import Server, free_port, new_key  # noqa: E402
 
 PROMPT = "Tell me a story about a robot."
 
@@ -40,16 +41,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def one(client: httpx.AsyncClient, url: str, body: dict[str, Any],
-              headers: dict[str, str]) -> float:
+async def one(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> float:
     t = time.perf_counter()
     r = await client.post(url, json=body, headers=headers)
     r.raise_for_status()
     return time.perf_counter() - t
 
 
-async def measure(url: str, body: dict[str, Any], headers: dict[str, str], n: int,
-                  concurrency: int) -> tuple[list[float], float]:
+async def measure(
+    url: str, body: dict[str, Any], headers: dict[str, str], n: int, concurrency: int
+) -> tuple[list[float], float]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         for _ in range(5):
@@ -74,10 +77,25 @@ def pct(values: list[float], p: float) -> float:
 def overhead_table(n: int, concurrency: int, tiny: Path, work: Path) -> None:
     port = free_port()
     engine = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--interrupt_requests", "False",
-         "--model_alias", "tiny"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(tiny),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--interrupt_requests",
+            "False",
+            "--model_alias",
+            "tiny",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     engine_url = f"http://127.0.0.1:{port}/v1"
     for _ in range(300):
@@ -86,25 +104,56 @@ def overhead_table(n: int, concurrency: int, tiny: Path, work: Path) -> None:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
-    models = [{"id": "engine-tiny", "backend": "openai_compat", "base_url": engine_url,
-               "remote_model": "tiny", "context_window": 2048}]
-    srv = Server(work / "kotae", KOTAE_MODELS=json.dumps(models),
-                 KOTAE_KEY_CACHE_SECONDS="30")
+    models = [
+        {
+            "id": "engine-tiny",
+            "backend": "openai_compat",
+            "base_url": engine_url,
+            "remote_model": "tiny",
+            "context_window": 2048,
+        }
+    ]
+    srv = Server(work / "kotae", KOTAE_MODELS=json.dumps(models), KOTAE_KEY_CACHE_SECONDS="30")
     try:
         key = new_key(srv.env, "bench")
         auth = {"Authorization": f"Bearer {key}"}
-        chat = {"model": "tiny", "messages": [{"role": "user", "content": PROMPT}],
-                "max_tokens": 16, "temperature": 0}
+        chat = {
+            "model": "tiny",
+            "messages": [{"role": "user", "content": PROMPT}],
+            "max_tokens": 16,
+            "temperature": 0,
+        }
         cases = [
             ("engine direct /v1/chat/completions", f"{engine_url}/chat/completions", chat, {}),
-            ("kotae /v1/chat/completions", f"{srv.base_url}/chat/completions",
-             {**chat, "model": "engine-tiny"}, auth),
-            ("kotae /v1/responses store=false", f"{srv.base_url}/responses",
-             {"model": "engine-tiny", "input": PROMPT, "max_output_tokens": 16,
-              "temperature": 0, "store": False}, auth),
-            ("kotae /v1/responses (stored)", f"{srv.base_url}/responses",
-             {"model": "engine-tiny", "input": PROMPT, "max_output_tokens": 16,
-              "temperature": 0}, auth),
+            (
+                "kotae /v1/chat/completions",
+                f"{srv.base_url}/chat/completions",
+                {**chat, "model": "engine-tiny"},
+                auth,
+            ),
+            (
+                "kotae /v1/responses store=false",
+                f"{srv.base_url}/responses",
+                {
+                    "model": "engine-tiny",
+                    "input": PROMPT,
+                    "max_output_tokens": 16,
+                    "temperature": 0,
+                    "store": False,
+                },
+                auth,
+            ),
+            (
+                "kotae /v1/responses (stored)",
+                f"{srv.base_url}/responses",
+                {
+                    "model": "engine-tiny",
+                    "input": PROMPT,
+                    "max_output_tokens": 16,
+                    "temperature": 0,
+                },
+                auth,
+            ),
         ]
         rows = []
         base_p50 = base_rps = 0.0
@@ -115,15 +164,29 @@ def overhead_table(n: int, concurrency: int, tiny: Path, work: Path) -> None:
             cpu_ms = (cpu_seconds(srv.proc.pid) - cpu0) / n * 1000
             if not base_p50:
                 base_p50, base_rps = pct(lat1, 0.5), rps
-            rows.append((name, pct(lat1, 0.5), pct(lat1, 0.95), pct(lat1, 0.5) - base_p50, rps,
-                         rps / base_rps, cpu_ms if "kotae" in name else float("nan")))
-        print(f"\nOverhead over a llama.cpp server (tiny model, 16 tokens, n={n}, "
-              f"concurrency {concurrency})")
-        print(f"{'path':38} {'p50 ms':>8} {'p95 ms':>8} {'added':>7} {'req/s':>8} "
-              f"{'x engine':>8} {'kotae CPU ms/req':>17}")
+            rows.append(
+                (
+                    name,
+                    pct(lat1, 0.5),
+                    pct(lat1, 0.95),
+                    pct(lat1, 0.5) - base_p50,
+                    rps,
+                    rps / base_rps,
+                    cpu_ms if "kotae" in name else float("nan"),
+                )
+            )
+        print(
+            f"\nOverhead over a llama.cpp server (tiny model, 16 tokens, n={n}, "
+            f"concurrency {concurrency})"
+        )
+        print(
+            f"{'path':38} {'p50 ms':>8} {'p95 ms':>8} {'added':>7} {'req/s':>8} "
+            f"{'x engine':>8} {'kotae CPU ms/req':>17}"
+        )
         for name, p50, p95, added, rps, ratio, cpu in rows:
-            print(f"{name:38} {p50:8.2f} {p95:8.2f} {added:7.2f} {rps:8.1f} {ratio:8.2f} "
-                  f"{cpu:17.2f}")
+            print(
+                f"{name:38} {p50:8.2f} {p95:8.2f} {added:7.2f} {rps:8.1f} {ratio:8.2f} {cpu:17.2f}"
+            )
     finally:
         srv.stop()
         engine.terminate()
@@ -133,10 +196,10 @@ def overhead_table(n: int, concurrency: int, tiny: Path, work: Path) -> None:
 def decode_table(model_path: Path, work: Path, tokens: int, runs: int) -> None:
     from llama_cpp import Llama
 
-    llama = Llama(model_path=str(model_path), n_ctx=8192, n_threads=os.cpu_count(),
-                  verbose=False)
+    llama = Llama(model_path=str(model_path), n_ctx=8192, n_threads=os.cpu_count(), verbose=False)
     messages = [{"role": "user", "content": PROMPT}]
     direct = []
+    llama.create_chat_completion(messages=messages, max_tokens=4)  # warm-up
     for _ in range(runs):
         t = time.perf_counter()
         out = llama.create_chat_completion(messages=messages, max_tokens=tokens, temperature=0)
@@ -149,20 +212,33 @@ def decode_table(model_path: Path, work: Path, tokens: int, runs: int) -> None:
         key = new_key(srv.env, "bench")
         via = []
         with httpx.Client(timeout=300) as client:
+            client.post(
+                f"{srv.base_url}/responses",  # warm-up: loads the model
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": "gpt-4o", "input": "hi", "max_output_tokens": 16},
+            )
             for _ in range(runs):
                 t = time.perf_counter()
-                r = client.post(f"{srv.base_url}/responses",
-                                headers={"Authorization": f"Bearer {key}"},
-                                json={"model": "gpt-4o", "input": PROMPT,
-                                      "max_output_tokens": tokens, "temperature": 0,
-                                      "store": False})
+                r = client.post(
+                    f"{srv.base_url}/responses",
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={
+                        "model": "gpt-4o",
+                        "input": PROMPT,
+                        "max_output_tokens": tokens,
+                        "temperature": 0,
+                        "store": False,
+                    },
+                )
                 dt = time.perf_counter() - t
                 via.append(r.json()["usage"]["output_tokens"] / dt)
     finally:
         srv.stop()
     d, k = statistics.median(direct), statistics.median(via)
-    print(f"\nEmbedded decode, SmolLM2-135M Q4_1, {tokens} tokens, median of {runs} "
-          "(wall time includes the prompt)")
+    print(
+        f"\nEmbedded decode, SmolLM2-135M Q4_1, {tokens} tokens, median of {runs} "
+        "(wall time includes the prompt)"
+    )
     print(f"{'path':40} {'tok/s':>8}")
     print(f"{'llama-cpp-python called directly':40} {d:8.1f}")
     print(f"{'kotae /v1/responses (embedded)':40} {k:8.1f}")

@@ -49,7 +49,7 @@ class FakeHub:
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Content-Type", "application/octet-stream")
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 hub.requests.append(f"HEAD {self.path}")
                 found = self._file()
                 if found is None:
@@ -61,7 +61,7 @@ class FakeHub:
                 self._headers_for(found[1])
                 self.end_headers()
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hub.requests.append(f"GET {self.path}")
                 path = urlparse(self.path).path
                 if path.startswith(f"/api/models/{hub.repo}/tree/"):

@@ -71,6 +71,7 @@ class ChatCompletionsService:
             response_format=fmt,
             stop=stop,
             seed=req.seed,
+            stream=req.stream,
         )
         return backend, chat, entry.config.id
 

@@ -26,6 +26,9 @@ class ChatRequest:
     response_format: dict[str, Any] | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    # False when the caller wants the whole answer at once: a remote engine then answers in
+    # one body instead of a token stream (less work on both sides).
+    stream: bool = True
 
 
 @dataclass

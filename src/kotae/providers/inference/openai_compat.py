@@ -105,6 +105,10 @@ class OpenAICompatBackend:
     async def _stream(
         self, request: ChatRequest, cancel: CancelToken
     ) -> AsyncIterator[StreamChunk]:
+        if not request.stream:
+            async for chunk in self._whole(request):
+                yield chunk
+            return
         prompt_estimate = estimate_tokens(request.messages)
         output_count = 0
         finish: str | None = None
@@ -150,6 +154,32 @@ class OpenAICompatBackend:
             cached = int(usage["prompt_tokens_details"].get("cached_tokens") or 0)
         yield Finished(
             "length" if finish == "length" else "stop", input_tokens, output_tokens, cached
+        )
+
+    async def _whole(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        payload = self._payload(request)
+        payload["stream"] = False
+        del payload["stream_options"]
+        try:
+            resp = await self._client.post("/chat/completions", json=payload)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"Model server for '{self.model_id}' failed: {exc}") from exc
+        if resp.status_code >= 400:
+            if "response_format" in resp.text:
+                raise _SchemaRefused
+            raise _remote_error(resp)
+        body = resp.json()
+        choice = (body.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") or ""
+        if text:
+            yield TextDelta(text)
+        usage = body.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        yield Finished(
+            "length" if choice.get("finish_reason") == "length" else "stop",
+            int(usage.get("prompt_tokens") or estimate_tokens(request.messages)),
+            int(usage.get("completion_tokens") or 0),
+            int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
         )
 
     async def close(self) -> None:

@@ -36,8 +36,10 @@ ItemStatus = Literal["completed", "incomplete"]
 class ResponseEmitter:
     """Builds the events of one response while keeping `response` (the snapshot) current."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: Response, *, snapshots: bool = True) -> None:
         self.response = response
+        # A drained (non-streamed) response reads only the last event: no copies needed.
+        self._snapshots = snapshots
         self._sequence = 0
         self._message: ResponseOutputMessage | None = None
         self._text: list[str] = []
@@ -48,7 +50,7 @@ class ResponseEmitter:
         return n
 
     def _snapshot(self) -> Response:
-        return self.response.model_copy(deep=True)
+        return self.response.model_copy(deep=True) if self._snapshots else self.response
 
     @property
     def message_open(self) -> bool:

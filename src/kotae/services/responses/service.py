@@ -213,12 +213,13 @@ class ResponsesService:
             temperature=float(r.temperature if r.temperature is not None else 1.0),
             top_p=float(r.top_p if r.top_p is not None else 1.0),
             response_format=response_format,
+            stream=p.request.stream or p.request.background,
         )
 
     async def _run(
         self, p: Prepared, cancel: CancelToken, *, background: bool
     ) -> AsyncIterator[ResponseStreamEvent]:
-        emitter = ResponseEmitter(p.response)
+        emitter = ResponseEmitter(p.response, snapshots=p.request.stream or background)
         yield emitter.created()
         if background:
             yield emitter.queued()

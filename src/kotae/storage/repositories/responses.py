@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, literal, select, update
+from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from kotae.storage.orm import ResponseInputItem, StoredResponse
@@ -38,9 +38,10 @@ class ResponseRepository:
         ttl_seconds: int,
     ) -> None:
         now = int(time.time())
+        # Core inserts: the ORM's unit of work costs more than the write itself here.
         with self._sessions.begin() as s:
-            s.add(
-                StoredResponse(
+            s.execute(
+                insert(StoredResponse).values(
                     id=body["id"],
                     project_id=project_id,
                     previous_response_id=body.get("previous_response_id"),
@@ -51,11 +52,19 @@ class ResponseRepository:
                     body=body,
                 )
             )
-            s.flush()  # the response row first: its items reference it
-            s.add_all(
-                ResponseInputItem(response_id=body["id"], position=i, item_id=item["id"], data=item)
-                for i, item in enumerate(input_items)
-            )
+            if input_items:
+                s.execute(
+                    insert(ResponseInputItem),
+                    [
+                        {
+                            "response_id": body["id"],
+                            "position": i,
+                            "item_id": item["id"],
+                            "data": item,
+                        }
+                        for i, item in enumerate(input_items)
+                    ],
+                )
 
     def update_body(self, project_id: str, body: dict[str, Any]) -> None:
         with self._sessions.begin() as s:
