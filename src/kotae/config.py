@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     max_output_tokens_default: int = Field(
         default=1024, description="Output token cap when a request sends no max_output_tokens."
     )
+    max_queued_requests: int = Field(
+        default=128,
+        description="Requests an embedded model holds (running and waiting); beyond, 429.",
+    )
     key_cache_seconds: float = Field(
         default=2.0,
         description="How long a verified API key is trusted before the database is asked "

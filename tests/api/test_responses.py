@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 import openai
@@ -11,7 +12,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import FAST_MODEL, REAL_MODEL
-from tests.helpers import Server, assert_stream_grammar
+from tests.helpers import Server, assert_stream_grammar, new_key
 
 
 def test_string_input_answers_with_text_and_usage(client: OpenAI) -> None:
@@ -376,3 +377,22 @@ def test_huge_body_is_413_and_stores_nothing(server: Server, key_a: str, client:
     )
     assert resp.status_code == 413
     assert resp.json()["error"]["code"] == "request_too_large"
+
+
+def test_full_queue_is_429_and_the_server_recovers(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", KOTAE_MAX_QUEUED_REQUESTS="1")
+    try:
+        c = OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0)
+        long = c.responses.create(
+            model=REAL_MODEL,
+            input="Write a very long story.",
+            background=True,
+            max_output_tokens=4000,
+        )
+        with pytest.raises(openai.RateLimitError) as err:
+            c.responses.create(model=REAL_MODEL, input="x", max_output_tokens=16)
+        assert err.value.body["code"] == "rate_limit_exceeded"
+        c.responses.cancel(long.id)
+        assert c.responses.create(model=REAL_MODEL, input="x", max_output_tokens=16).output_text
+    finally:
+        srv.stop()

@@ -43,6 +43,9 @@ class ScriptedBackend:
     async def count_tokens(self, messages: list[ChatMessage]) -> int:
         return sum(len(m.content.split()) + 1 for m in messages)
 
+    def check_capacity(self) -> None:
+        return None
+
     async def stream(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
         self.seen.append(request)
         for piece in self.pieces:

@@ -37,6 +37,7 @@ class ChatCompletionsService:
             raise InvalidRequest("logprobs is not supported yet.", param="logprobs")
         entry = self._registry.resolve(req.model)
         backend = self._registry.backend(req.model)
+        backend.check_capacity()
         messages = [
             ChatMessage(_ROLES[m.role], _text(m.content, i))  # type: ignore[arg-type]
             for i, m in enumerate(req.messages)

@@ -125,7 +125,11 @@ class ModelRegistry:
 
             assert entry.path is not None
             return LlamaCppBackend(
-                cfg.id, str(entry.path), context_window=cfg.context_window, n_threads=cfg.n_threads
+                cfg.id,
+                str(entry.path),
+                context_window=cfg.context_window,
+                n_threads=cfg.n_threads,
+                max_queued=self._settings.max_queued_requests,
             )
         from kotae.providers.inference.openai_compat import OpenAICompatBackend
 

@@ -76,6 +76,10 @@ class ChatBackend(Protocol):
         """Prompt tokens of these messages once the chat template is applied."""
         ...
 
+    def check_capacity(self) -> None:
+        """Raises RateLimited when the engine's queue is full (before any event is sent)."""
+        ...
+
     def stream(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
         """Text deltas, then exactly one Finished."""
         ...

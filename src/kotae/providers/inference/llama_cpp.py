@@ -15,7 +15,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from kotae.errors import BackendError, ContextLengthExceeded, InvalidRequest, KotaeError
+from kotae.errors import (
+    BackendError,
+    ContextLengthExceeded,
+    InvalidRequest,
+    KotaeError,
+    RateLimited,
+)
 from kotae.providers.inference.base import (
     CancelToken,
     Capabilities,
@@ -70,6 +76,7 @@ class LlamaCppBackend:
         *,
         context_window: int = 4096,
         n_threads: int | None = None,
+        max_queued: int = 128,
     ) -> None:
         self.model_id = model_id
         self.path = path
@@ -84,6 +91,8 @@ class LlamaCppBackend:
         self._worker: threading.Thread | None = None
         # Tokens decoded over the backend's life (read by tests and metrics).
         self.generated_tokens = 0
+        self._max_queued = max_queued
+        self._pending = 0  # requests queued or running; only touched on the event loop
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -148,6 +157,14 @@ class LlamaCppBackend:
         if not self._template_adds_bos:
             stops.append("<|im_end|>")
         return tokens, stops
+
+    def check_capacity(self) -> None:
+        if self._pending >= self._max_queued:
+            raise RateLimited(
+                f"Model '{self.model_id}' has {self._pending} requests in its queue; "
+                "retry shortly.",
+                code="rate_limit_exceeded",
+            )
 
     async def count_tokens(self, messages: list[ChatMessage]) -> int:
         if self._llama is None:
@@ -242,6 +259,7 @@ class LlamaCppBackend:
         def put(item: object) -> None:
             loop.call_soon_threadsafe(results.put_nowait, item)
 
+        self._pending += 1
         self._jobs.put(lambda: self._generate(request, cancel, put))
         try:
             while True:
@@ -255,6 +273,7 @@ class LlamaCppBackend:
         finally:
             # The consumer left early (client gone, request cancelled): stop the worker.
             cancel.cancel()
+            self._pending -= 1
 
     async def close(self) -> None:
         if self._worker is not None:

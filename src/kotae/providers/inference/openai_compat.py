@@ -56,6 +56,10 @@ class OpenAICompatBackend:
     async def count_tokens(self, messages: list[ChatMessage]) -> int:
         return estimate_tokens(messages)
 
+    def check_capacity(self) -> None:
+        # The remote engine queues (or answers 429) itself.
+        return None
+
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self._remote_model,

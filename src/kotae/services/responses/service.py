@@ -90,6 +90,7 @@ class ResponsesService:
         self._check_unsupported(req)
         entry = self._registry.resolve(req.model)
         backend = self._registry.backend(req.model)
+        backend.check_capacity()
         history: list[dict[str, Any]] = []
         if req.previous_response_id:
             turns = await asyncio.to_thread(self._repo.thread, project_id, req.previous_response_id)
