@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 
 from kotae.container import Container
-from kotae.errors import AuthenticationFailed, InvalidRequest
+from kotae.errors import AuthenticationFailed
 
 
 def get_container(request: Request) -> Container:
@@ -42,20 +42,3 @@ async def get_project(request: Request, container: ContainerDep) -> str:
 
 
 ProjectDep = Annotated[str, Depends(get_project)]
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 in OpenAI's words."""
-    import json
-
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly.)"
-        ) from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body

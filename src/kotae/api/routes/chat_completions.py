@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 
-from kotae.api.deps import ContainerDep, ProjectDep, json_body
-from kotae.api.errors import validation_to_envelope
+from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.sse import sse_response
 from kotae.schemas.chat_completions import CreateChatCompletion
 
@@ -16,12 +14,8 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 @router.post("/completions")
 async def create_chat_completion(
-    request: Request, container: ContainerDep, _: ProjectDep
+    req: CreateChatCompletion, container: ContainerDep, _: ProjectDep
 ) -> Response:
-    try:
-        req = CreateChatCompletion.model_validate(await json_body(request))
-    except ValidationError as exc:
-        return validation_to_envelope(list(exc.errors()))
     service = container.chat_completions
     backend, chat, model = await service.prepare(req)
     if req.stream:

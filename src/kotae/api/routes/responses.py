@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 
-from kotae.api.deps import ContainerDep, ProjectDep, json_body
-from kotae.api.errors import validation_to_envelope
+from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import Order, check_limit, page
 from kotae.api.sse import sse_response
 from kotae.schemas.responses import CreateResponse
@@ -23,12 +21,8 @@ def _json(model: Any) -> Response:
 
 @router.post("")
 async def create_response(
-    request: Request, container: ContainerDep, project: ProjectDep
+    req: CreateResponse, container: ContainerDep, project: ProjectDep
 ) -> Response:
-    try:
-        req = CreateResponse.model_validate(await json_body(request))
-    except ValidationError as exc:
-        return validation_to_envelope(list(exc.errors()))
     service = container.responses
     prepared = await service.prepare(project, req)
     if req.background:
