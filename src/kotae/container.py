@@ -31,7 +31,7 @@ class Container:
         migrate(engine)
         sessions = session_factory(engine)
         projects = ProjectRepository(sessions)
-        responses_repo = ResponseRepository(sessions)
+        responses_repo = ResponseRepository(engine)
         models = ModelRegistry(settings)
         return cls(
             settings=settings,

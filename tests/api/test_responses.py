@@ -396,3 +396,19 @@ def test_full_queue_is_429_and_the_server_recovers(tmp_path: Path) -> None:
         assert c.responses.create(model=REAL_MODEL, input="x", max_output_tokens=16).output_text
     finally:
         srv.stop()
+
+
+def test_stored_responses_expire(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", KOTAE_RESPONSE_TTL_SECONDS="1")
+    try:
+        c = OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0)
+        r = c.responses.create(model=FAST_MODEL, input="x", max_output_tokens=16)
+        assert c.responses.retrieve(r.id).id == r.id
+        time.sleep(2.1)
+        with pytest.raises(openai.NotFoundError):
+            c.responses.retrieve(r.id)
+        with pytest.raises(openai.BadRequestError) as err:
+            c.responses.create(model=FAST_MODEL, input="y", previous_response_id=r.id)
+        assert err.value.body["param"] == "previous_response_id"
+    finally:
+        srv.stop()

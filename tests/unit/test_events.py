@@ -67,7 +67,7 @@ def make_service(
     sessions = session_factory(engine)
     with sessions.begin() as s:
         s.add(Project(id="proj", name="proj", created_at=0))
-    repo = ResponseRepository(sessions)
+    repo = ResponseRepository(engine)
     registry = ModelRegistry(settings)
     registry._backends["smollm2-135m-instruct"] = backend  # type: ignore[assignment]
     return ResponsesService(settings, registry, repo), repo

@@ -13,7 +13,7 @@ def repos(tmp_path: Path) -> tuple[ProjectRepository, ResponseRepository]:
     migrate(engine)
     migrate(engine)  # idempotent on every start
     sessions = session_factory(engine)
-    return ProjectRepository(sessions), ResponseRepository(sessions)
+    return ProjectRepository(sessions), ResponseRepository(engine)
 
 
 def body(rid: str, prev: str | None = None) -> dict[str, object]:
