@@ -412,3 +412,19 @@ def test_stored_responses_expire(tmp_path: Path) -> None:
         assert err.value.body["param"] == "previous_response_id"
     finally:
         srv.stop()
+
+
+def test_real_but_unsupported_parameters_are_named(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(
+            model=FAST_MODEL, input="x", extra_body={"moderation": {"model": "omni"}}
+        )
+    assert err.value.body["param"] == "moderation"
+    assert "Unknown" not in err.value.body["message"]
+    r = client.responses.create(
+        model=FAST_MODEL,
+        input="x",
+        max_output_tokens=16,
+        extra_body={"prompt_cache_options": {"ttl": "5m"}},
+    )
+    assert r.output_text

@@ -174,3 +174,16 @@ def test_replay_matches_the_original(tmp_path: Path) -> None:
     replayed = assert_stream_grammar(replay_events(original[-1].response))
     assert replayed[-1].response.output_text == "ab"
     assert replayed[-1].response.output[0].id == original[-1].response.output[0].id
+
+
+def test_fast_delta_is_the_sdk_event_on_the_wire() -> None:
+    from openai.types.responses import ResponseTextDeltaEvent
+
+    from kotae.services.responses.events import OutputTextDelta
+
+    ev = OutputTextDelta(
+        item_id="msg_1", output_index=0, content_index=0, delta="日本", sequence_number=5
+    )
+    parsed = ResponseTextDeltaEvent.model_validate_json(ev.model_dump_json())
+    assert parsed.delta == "日本" and parsed.sequence_number == 5 and parsed.logprobs == []
+    assert parsed.type == "response.output_text.delta"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Protocol
 
-from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
 from kotae.api.errors import error_body
@@ -14,7 +14,11 @@ from kotae.errors import KotaeError
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def _frames(events: AsyncIterator[BaseModel], done_marker: bool) -> AsyncIterator[str]:
+class JsonEvent(Protocol):
+    def model_dump_json(self, *, exclude_unset: bool = False) -> str: ...
+
+
+async def _frames(events: AsyncIterator[JsonEvent], done_marker: bool) -> AsyncIterator[str]:
     try:
         async for event in events:
             kind = getattr(event, "type", None)
@@ -28,7 +32,7 @@ async def _frames(events: AsyncIterator[BaseModel], done_marker: bool) -> AsyncI
 
 
 def sse_response(
-    events: AsyncIterator[BaseModel], *, done_marker: bool = False
+    events: AsyncIterator[JsonEvent], *, done_marker: bool = False
 ) -> StreamingResponse:
     return StreamingResponse(
         _frames(events, done_marker), media_type="text/event-stream", headers=SSE_HEADERS

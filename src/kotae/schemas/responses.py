@@ -119,3 +119,10 @@ class CreateResponse(WithMetadata):
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     conversation: str | dict[str, Any] | None = None
     prompt: dict[str, Any] | None = None
+    # Prefix caching is automatic here, so its options change nothing.
+    prompt_cache_options: dict[str, Any] | None = None
+    # Real OpenAI parameters this server cannot honour: a 400 naming them, not "unknown".
+    context_management: list[dict[str, Any]] | None = None
+    moderation: dict[str, Any] | None = None
+    image: dict[str, Any] | None = None
+    access_programs: Any = None

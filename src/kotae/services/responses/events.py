@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from openai.types.responses import (
     Response,
@@ -22,7 +24,6 @@ from openai.types.responses import (
     ResponseOutputText,
     ResponseQueuedEvent,
     ResponseStreamEvent,
-    ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
     ResponseUsage,
 )
@@ -31,6 +32,38 @@ from openai.types.responses.response import IncompleteDetails
 from kotae import ids
 
 ItemStatus = Literal["completed", "incomplete"]
+
+
+@dataclass(slots=True)
+class OutputTextDelta:
+    """`response.output_text.delta`, made once a token. Field for field the SDK's
+    ResponseTextDeltaEvent, but a plain object: openai's model construction costs ~0.13 ms,
+    more than the token itself."""
+
+    item_id: str
+    output_index: int
+    content_index: int
+    delta: str
+    sequence_number: int
+    type: Literal["response.output_text.delta"] = "response.output_text.delta"
+    logprobs: list[Any] = field(default_factory=list)
+
+    def model_dump_json(self, **_: Any) -> str:
+        return json.dumps(
+            {
+                "type": self.type,
+                "item_id": self.item_id,
+                "output_index": self.output_index,
+                "content_index": self.content_index,
+                "delta": self.delta,
+                "logprobs": self.logprobs,
+                "sequence_number": self.sequence_number,
+            },
+            ensure_ascii=False,
+        )
+
+
+StreamEvent = ResponseStreamEvent | OutputTextDelta
 
 
 class ResponseEmitter:
@@ -102,19 +135,16 @@ class ResponseEmitter:
             ),
         ]
 
-    def text_delta(self, text: str) -> ResponseStreamEvent:
+    def text_delta(self, text: str) -> OutputTextDelta:
         message = self._message
         assert message is not None, "no message is open"
         self._text.append(text)
-        # model_construct: this runs once a token, and every field is already typed.
-        return ResponseTextDeltaEvent.model_construct(
+        return OutputTextDelta(
+            item_id=message.id,
+            output_index=len(self.response.output) - 1,
             content_index=0,
             delta=text,
-            item_id=message.id,
-            logprobs=[],
-            output_index=len(self.response.output) - 1,
             sequence_number=self._next(),
-            type="response.output_text.delta",
         )
 
     def finish_message(self, status: ItemStatus) -> list[ResponseStreamEvent]:

@@ -16,7 +16,6 @@ from openai.types.responses import (
     ResponseCompletedEvent,
     ResponseFailedEvent,
     ResponseIncompleteEvent,
-    ResponseStreamEvent,
     ResponseUsage,
 )
 
@@ -34,7 +33,7 @@ from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJson
 from kotae.services.models import ModelEntry, ModelRegistry
 from kotae.services.responses.context import PromptContext, build_context
 from kotae.services.responses.convert import normalize_input
-from kotae.services.responses.events import ResponseEmitter
+from kotae.services.responses.events import ResponseEmitter, StreamEvent
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
 
 # `include` values that only matter with tools this server does not run yet: accepted, no-ops.
@@ -68,7 +67,7 @@ class BackgroundRun:
     """Events of a background response, kept so streams can follow or replay it."""
 
     cancel: CancelToken
-    events: list[ResponseStreamEvent] = field(default_factory=list)
+    events: list[StreamEvent] = field(default_factory=list)
     done: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -140,6 +139,9 @@ class ResponsesService:
             raise InvalidRequest("Conversations are not supported yet.", param="conversation")
         if req.prompt is not None:
             raise InvalidRequest("Prompt templates are not supported.", param="prompt")
+        for name in ("context_management", "moderation", "image", "access_programs"):
+            if getattr(req, name):
+                raise InvalidRequest(f"'{name}' is not supported by this server.", param=name)
         if req.background and not req.store:
             raise InvalidRequest(
                 "Background responses must be stored (store=true).", param="background"
@@ -219,7 +221,7 @@ class ResponsesService:
 
     async def _run(
         self, p: Prepared, cancel: CancelToken, *, background: bool
-    ) -> AsyncIterator[ResponseStreamEvent]:
+    ) -> AsyncIterator[StreamEvent]:
         emitter = ResponseEmitter(p.response, snapshots=p.request.stream or background)
         yield emitter.created()
         if background:
@@ -298,7 +300,7 @@ class ResponsesService:
                 final = event.response
         return final
 
-    def stream(self, p: Prepared) -> AsyncIterator[ResponseStreamEvent]:
+    def stream(self, p: Prepared) -> AsyncIterator[StreamEvent]:
         return self._run(p, CancelToken(), background=False)
 
     async def start_background(self, p: Prepared) -> BackgroundRun:
@@ -329,7 +331,7 @@ class ResponsesService:
 
     async def follow(
         self, run: BackgroundRun, starting_after: int | None
-    ) -> AsyncIterator[ResponseStreamEvent]:
+    ) -> AsyncIterator[StreamEvent]:
         index = 0
         while True:
             while index < len(run.events):
@@ -357,7 +359,7 @@ class ResponsesService:
 
     async def replay(
         self, project_id: str, response_id: str, starting_after: int | None
-    ) -> AsyncIterator[ResponseStreamEvent]:
+    ) -> AsyncIterator[StreamEvent]:
         """The events of a stored response: live while it runs here, else rebuilt."""
         response = await self.retrieve(project_id, response_id)
         run = self._background.get(response_id)
@@ -422,7 +424,7 @@ class ResponsesService:
             await asyncio.wait(tasks, timeout=30)
 
 
-def replay_events(response: Response) -> list[ResponseStreamEvent]:
+def replay_events(response: Response) -> list[StreamEvent]:
     """A finished response told again as events, through the same emitter."""
     start = response.model_copy(deep=True)
     start.output = []
@@ -431,7 +433,7 @@ def replay_events(response: Response) -> list[ResponseStreamEvent]:
     start.incomplete_details = None
     start.error = None
     emitter = ResponseEmitter(start)
-    events: list[ResponseStreamEvent] = [emitter.created(), emitter.in_progress()]
+    events: list[StreamEvent] = [emitter.created(), emitter.in_progress()]
     for item in response.output:
         if item.type != "message":
             continue
