@@ -12,7 +12,7 @@ from kotae.container import Container
 from kotae.errors import AuthenticationFailed
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from openai.types.responses import (
     Response,
@@ -28,10 +28,12 @@ from openai.types.responses import (
     ResponseUsage,
 )
 from openai.types.responses.response import IncompleteDetails
+from pydantic import BaseModel
 
 from kotae import ids
 
 ItemStatus = Literal["completed", "incomplete"]
+_M = TypeVar("_M", bound=BaseModel)
 
 
 @dataclass(slots=True)
@@ -83,7 +85,10 @@ class ResponseEmitter:
         return n
 
     def _snapshot(self) -> Response:
-        return self.response.model_copy(deep=True) if self._snapshots else self.response
+        return self._copy(self.response)
+
+    def _copy(self, model: _M) -> _M:
+        return model.model_copy(deep=True) if self._snapshots else model
 
     @property
     def message_open(self) -> bool:
@@ -120,7 +125,7 @@ class ResponseEmitter:
         self.response.output.append(message)
         return [
             ResponseOutputItemAddedEvent(
-                item=message.model_copy(deep=True),
+                item=self._copy(message),
                 output_index=output_index,
                 sequence_number=self._next(),
                 type="response.output_item.added",
@@ -170,12 +175,12 @@ class ResponseEmitter:
                 content_index=0,
                 item_id=message.id,
                 output_index=output_index,
-                part=part.model_copy(deep=True),
+                part=self._copy(part),
                 sequence_number=self._next(),
                 type="response.content_part.done",
             ),
             ResponseOutputItemDoneEvent(
-                item=message.model_copy(deep=True),
+                item=self._copy(message),
                 output_index=output_index,
                 sequence_number=self._next(),
                 type="response.output_item.done",
