@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from kotae.errors import BackendError, ContextLengthExceeded, InvalidRequest
 from kotae.providers.inference.base import (
@@ -45,13 +45,20 @@ class OpenAICompatBackend:
         # llama-cpp-python's server takes schemas as {"type": "json_object", "schema": ...}
         # and rejects OpenAI's json_schema; learnt on the first refusal.
         self._schema_in_json_object = False
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=10.0)
+        # aiohttp, not httpx: a third of the CPU per request, measured here (0.6 vs 1.6 ms).
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made on first use: it binds to the running loop
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=256),
+            )
+        return self._session
 
     async def count_tokens(self, messages: list[ChatMessage]) -> int:
         return estimate_tokens(messages)
@@ -118,15 +125,14 @@ class OpenAICompatBackend:
         finish: str | None = None
         usage: dict[str, Any] | None = None
         try:
-            async with self._client.stream(
-                "POST", "/chat/completions", json=self._payload(request)
-            ) as resp:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    if output_count == 0 and "response_format" in resp.text:
+            async with self._client().post(self._url, json=self._payload(request)) as resp:
+                if resp.status >= 400:
+                    text = await resp.text()
+                    if output_count == 0 and "response_format" in text:
                         raise _SchemaRefused
-                    raise _remote_error(resp)
-                async for line in resp.aiter_lines():
+                    raise _remote_error(resp.status, text)
+                async for raw in resp.content:
+                    line = raw.decode("utf-8").rstrip("\r\n")
                     if cancel.cancelled:
                         yield Finished("cancelled", prompt_estimate, output_count)
                         return
@@ -139,13 +145,13 @@ class OpenAICompatBackend:
                     if chunk.get("usage"):
                         usage = chunk["usage"]
                     for choice in chunk.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
                             output_count += 1
-                            yield TextDelta(text)
+                            yield TextDelta(piece)
                         if choice.get("finish_reason"):
                             finish = choice["finish_reason"]
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise BackendError(f"Model server for '{self.model_id}' failed: {exc}") from exc
         if finish is None:
             # A stream cut without finish_reason is not an answer (llama.cpp's server does
@@ -165,18 +171,20 @@ class OpenAICompatBackend:
         payload["stream"] = False
         del payload["stream_options"]
         try:
-            resp = await self._client.post("/chat/completions", json=payload)
-        except httpx.HTTPError as exc:
+            async with self._client().post(self._url, json=payload) as resp:
+                text = await resp.text()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise BackendError(f"Model server for '{self.model_id}' failed: {exc}") from exc
-        if resp.status_code >= 400:
-            if "response_format" in resp.text:
+        if status >= 400:
+            if "response_format" in text:
                 raise _SchemaRefused
-            raise _remote_error(resp)
-        body = resp.json()
+            raise _remote_error(status, text)
+        body = json.loads(text)
         choice = (body.get("choices") or [{}])[0]
-        text = (choice.get("message") or {}).get("content") or ""
-        if text:
-            yield TextDelta(text)
+        content = (choice.get("message") or {}).get("content") or ""
+        if content:
+            yield TextDelta(content)
         usage = body.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
         yield Finished(
@@ -187,23 +195,24 @@ class OpenAICompatBackend:
         )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 class _SchemaRefused(Exception):
     pass
 
 
-def _remote_error(resp: httpx.Response) -> Exception:
+def _remote_error(status: int, text: str) -> Exception:
     try:
-        body = resp.json()
+        body = json.loads(text)
         err = body.get("error") if isinstance(body, dict) else None
-        message = err.get("message") if isinstance(err, dict) else str(body)
+        message = str(err.get("message") if isinstance(err, dict) else body)
     except ValueError:
-        message = resp.text[:500]
-    message = str(message)
+        message = text[:500]
     if "context" in message.lower() and ("length" in message.lower() or "window" in message):
         return ContextLengthExceeded(message, param="input")
-    if 400 <= resp.status_code < 500:
+    if 400 <= status < 500:
         return InvalidRequest(f"Model server rejected the request: {message}")
-    return BackendError(f"Model server error ({resp.status_code}): {message}")
+    return BackendError(f"Model server error ({status}): {message}")
