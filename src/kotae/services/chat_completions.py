@@ -17,12 +17,21 @@ from kotae.providers.inference.base import (
     ChatMessage,
     ChatRequest,
     Finished,
+    Role,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
 )
-from kotae.schemas.chat_completions import CreateChatCompletion
+from kotae.schemas.chat_completions import ChatMessageIn, CreateChatCompletion
 from kotae.services.models import ModelRegistry
+from kotae.services.responses.tools import parse_tools
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_ROLES: dict[str, Role] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
 
 
 class ChatCompletionsService:
@@ -31,17 +40,16 @@ class ChatCompletionsService:
         self._registry = registry
 
     async def prepare(self, req: CreateChatCompletion) -> tuple[ChatBackend, ChatRequest, str]:
-        if req.tools:
-            raise InvalidRequest("Tools are not supported by this server yet.", param="tools")
         if req.logprobs:
             raise InvalidRequest("logprobs is not supported yet.", param="logprobs")
         entry = self._registry.resolve(req.model)
         backend = self._registry.backend(req.model)
         backend.check_capacity()
-        messages = [
-            ChatMessage(_ROLES[m.role], _text(m.content, i))  # type: ignore[arg-type]
-            for i, m in enumerate(req.messages)
-        ]
+        messages = [_message(m, i) for i, m in enumerate(req.messages)]
+        tools = parse_tools(
+            [_responses_tool(t, i) for i, t in enumerate(req.tools or [])],
+            _responses_choice(req.tool_choice),
+        )
         max_out = (
             req.max_completion_tokens or req.max_tokens or self._settings.max_output_tokens_default
         )
@@ -72,19 +80,31 @@ class ChatCompletionsService:
             response_format=fmt,
             stop=stop,
             seed=req.seed,
+            tools=tools.functions,
+            tool_mode=tools.mode,
+            allowed_tools=tools.allowed,
+            parallel_tool_calls=req.parallel_tool_calls is not False,
             stream=req.stream,
         )
         return backend, chat, entry.config.id
 
     async def create(self, backend: ChatBackend, chat: ChatRequest, model: str) -> ChatCompletion:
         text: list[str] = []
+        calls: list[dict[str, Any]] = []
         finished: Finished | None = None
         async for chunk in backend.stream(chat, CancelToken()):
             if isinstance(chunk, TextDelta):
                 text.append(chunk.text)
+            elif isinstance(chunk, ToolCallDelta):
+                calls.append(_call(chunk))
             else:
                 finished = chunk
         assert finished is not None
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+        if calls:
+            message["tool_calls"] = calls
+        elif message["content"] is None:
+            message["content"] = ""
         return ChatCompletion.model_validate(
             {
                 "id": ids.new_id("chatcmpl"),
@@ -94,8 +114,8 @@ class ChatCompletionsService:
                 "choices": [
                     {
                         "index": 0,
-                        "finish_reason": "length" if finished.reason == "length" else "stop",
-                        "message": {"role": "assistant", "content": "".join(text)},
+                        "finish_reason": _finish(finished),
+                        "message": message,
                         "logprobs": None,
                     }
                 ],
@@ -119,15 +139,63 @@ class ChatCompletionsService:
             )
 
         yield chunk({"role": "assistant", "content": ""})
+        index = 0
         async for item in backend.stream(chat, CancelToken()):
             if isinstance(item, TextDelta):
                 yield chunk({"content": item.text})
+            elif isinstance(item, ToolCallDelta):
+                yield chunk({"tool_calls": [{"index": index, **_call(item)}]})
+                index += 1
             else:
-                yield chunk({}, "length" if item.reason == "length" else "stop")
+                yield chunk({}, _finish(item))
                 if include_usage:
                     yield ChatCompletionChunk.model_validate(
                         {**base, "choices": [], "usage": _usage(item)}
                     )
+
+
+def _finish(finished: Finished) -> str:
+    return {"length": "length", "tool_calls": "tool_calls"}.get(finished.reason, "stop")
+
+
+def _call(delta: ToolCallDelta) -> dict[str, Any]:
+    c = delta.call
+    return {
+        "id": c.call_id,
+        "type": "function",
+        "function": {"name": c.name, "arguments": c.arguments},
+    }
+
+
+def _message(m: ChatMessageIn, index: int) -> ChatMessage:
+    if m.role == "tool":
+        if not m.tool_call_id:
+            raise InvalidRequest(
+                "Tool messages need tool_call_id.", param=f"messages[{index}].tool_call_id"
+            )
+        return ChatMessage("tool", _text(m.content, index), tool_call_id=m.tool_call_id)
+    calls = [
+        ToolCall(
+            str(c.get("id", "")),
+            str(c.get("function", {}).get("name", "")),
+            str(c.get("function", {}).get("arguments", "{}")),
+        )
+        for c in m.tool_calls or []
+    ]
+    return ChatMessage(_ROLES[m.role], _text(m.content, index), tool_calls=calls)
+
+
+def _responses_tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
+    """Chat's {"type": "function", "function": {...}} as the Responses tool shape."""
+    if tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+        raise InvalidRequest("Only function tools are supported.", param=f"tools[{index}]")
+    return {"type": "function", **tool["function"]}
+
+
+def _responses_choice(choice: str | dict[str, Any] | None) -> Any:
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {"type": "function", "name": (choice.get("function") or {}).get("name")}
+    return choice
 
 
 def _usage(finished: Finished) -> dict[str, Any]:

@@ -7,13 +7,31 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+ToolMode = Literal["auto", "none", "required"]
+
+
+@dataclass
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
 
 
 @dataclass
 class ChatMessage:
     role: Role
     content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)  # assistant turns
+    tool_call_id: str | None = None  # tool turns: the call this answers
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    description: str | None
+    parameters: dict[str, Any]
+    strict: bool = True
 
 
 @dataclass
@@ -26,6 +44,11 @@ class ChatRequest:
     response_format: dict[str, Any] | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    tools: list[FunctionSpec] = field(default_factory=list)
+    tool_mode: ToolMode = "auto"
+    # The names the model may call (`allowed_tools`, or one forced function); None = all.
+    allowed_tools: list[str] | None = None
+    parallel_tool_calls: bool = True
     # False when the caller wants the whole answer at once: a remote engine then answers in
     # one body instead of a token stream (less work on both sides).
     stream: bool = True
@@ -37,14 +60,21 @@ class TextDelta:
 
 
 @dataclass
+class ToolCallDelta:
+    """A whole function call the model made (arguments complete)."""
+
+    call: ToolCall
+
+
+@dataclass
 class Finished:
-    reason: Literal["stop", "length", "cancelled"]
+    reason: Literal["stop", "length", "cancelled", "tool_calls"]
     input_tokens: int
     output_tokens: int
     cached_tokens: int = 0
 
 
-StreamChunk = TextDelta | Finished
+StreamChunk = TextDelta | ToolCallDelta | Finished
 
 
 class CancelToken:
@@ -65,6 +95,7 @@ class CancelToken:
 class Capabilities:
     json_schema: bool
     exact_token_count: bool
+    tools: bool = True
 
 
 class ChatBackend(Protocol):

@@ -15,6 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from kotae import ids
 from kotae.errors import (
     BackendError,
     ContextLengthExceeded,
@@ -22,14 +23,18 @@ from kotae.errors import (
     KotaeError,
     RateLimited,
 )
+from kotae.providers.inference import tool_calls
 from kotae.providers.inference.base import (
     CancelToken,
     Capabilities,
     ChatMessage,
     ChatRequest,
     Finished,
+    FunctionSpec,
     StreamChunk,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
 )
 
 # For GGUFs without a chat template (e.g. base or test models): ChatML.
@@ -37,6 +42,57 @@ FALLBACK_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+def visible_tools(request: ChatRequest) -> list[FunctionSpec]:
+    """The tools the model is shown: none under tool_choice none, else the allowed ones."""
+    if request.tool_mode == "none":
+        return []
+    if request.allowed_tools is None:
+        return request.tools
+    return [t for t in request.tools if t.name in request.allowed_tools]
+
+
+class OutputRouter:
+    """Sends generated text on as text, or holds it when it is (or may become) a tool call,
+    then sends the parsed calls. Text that looked like a call but does not parse is sent as
+    text, never dropped."""
+
+    def __init__(self, put: Callable[[object], None], request: ChatRequest) -> None:
+        self._put = put
+        tools = visible_tools(request)
+        self._hold_all = bool(tools) and request.tool_mode == "required"
+        self._watch = bool(tools)
+        self._held = ""
+        self._passing = not self._watch
+
+    def feed(self, text: str) -> None:
+        if self._passing:
+            self._put(TextDelta(text))
+            return
+        self._held += text
+        if self._hold_all:
+            return
+        head = self._held.lstrip()
+        if head and not (head.startswith(tool_calls.OPEN) or tool_calls.OPEN.startswith(head)):
+            self._passing = True
+            held, self._held = self._held, ""
+            self._put(TextDelta(held))
+
+    def finish(self) -> bool:
+        """Flushes; True when the output was tool calls."""
+        held, self._held = self._held, ""
+        parsed = tool_calls.parse_calls(held) if held else None
+        if parsed is None:
+            if held:
+                self._put(TextDelta(held))
+            return False
+        before, calls = parsed
+        if before:
+            self._put(TextDelta(before))
+        for name, arguments in calls:
+            self._put(ToolCallDelta(ToolCall(ids.new_id("call"), name, arguments)))
+        return True
 
 
 class StopMatcher:
@@ -86,6 +142,7 @@ class LlamaCppBackend:
         self._llama: Any = None
         self._formatter: Any = None
         self._template_adds_bos = False
+        self._native_tools = False
         self._load_lock = threading.Lock()
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -118,6 +175,8 @@ class LlamaCppBackend:
                     llama._model.token_get_text(llama.token_bos()) if llama.token_bos() >= 0 else ""
                 )
                 self._template_adds_bos = template is not None
+                # Templates that render `tools` themselves (Qwen, Hermes, Llama 3.1...).
+                self._native_tools = template is not None and "tools" in template
                 self._formatter = Jinja2ChatFormatter(
                     template=template or FALLBACK_TEMPLATE, eos_token=eos, bos_token=bos
                 )
@@ -142,11 +201,27 @@ class LlamaCppBackend:
 
     # -- prompt --------------------------------------------------------------------------------
 
-    def _prompt(self, messages: list[ChatMessage]) -> tuple[list[int], list[str]]:
+    def _prompt(
+        self, messages: list[ChatMessage], request: ChatRequest | None = None
+    ) -> tuple[list[int], list[str]]:
         llama = self.load()
+        tools = visible_tools(request) if request else []
+        extra: dict[str, Any] = {}
+        if tools and self._native_tools:
+            extra["tools"] = tool_calls.openai_tools(tools)
+        elif tools:
+            assert request is not None
+            hint = tool_calls.system_prompt(tools, request.tool_mode == "required")
+            if messages and messages[0].role == "system":
+                messages = [
+                    ChatMessage("system", f"{messages[0].content}\n\n{hint}"),
+                    *messages[1:],
+                ]
+            else:
+                messages = [ChatMessage("system", hint), *messages]
         try:
             formatted = self._formatter(
-                messages=[{"role": m.role, "content": m.content} for m in messages]
+                messages=tool_calls.template_messages(messages, self._native_tools), **extra
             )
         except Exception as exc:  # the template's own raise_exception, e.g. role order
             raise InvalidRequest(f"The model's chat template refused the input: {exc}") from exc
@@ -173,10 +248,23 @@ class LlamaCppBackend:
 
     # -- generation ---------------------------------------------------------------------------
 
-    def _grammar(self, response_format: dict[str, Any] | None) -> Any:
+    def _grammar(self, request: ChatRequest) -> Any:
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        tools = visible_tools(request)
+        if tools and request.tool_mode == "required":
+            # A required call is decoded under its schema: it always parses and validates.
+            try:
+                return LlamaGrammar.from_string(
+                    tool_calls.call_grammar(tools, request.parallel_tool_calls), verbose=False
+                )
+            except Exception as exc:
+                raise InvalidRequest(
+                    f"A function's parameters schema cannot be enforced: {exc}", param="tools"
+                ) from exc
+        response_format = request.response_format
         if not response_format:
             return None
-        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
         if response_format["type"] == "json_schema":
             try:
@@ -197,7 +285,7 @@ class LlamaCppBackend:
             import llama_cpp
 
             llama = self.load()
-            tokens, template_stops = self._prompt(request.messages)
+            tokens, template_stops = self._prompt(request.messages, request)
             n_ctx = llama.n_ctx()
             if len(tokens) >= n_ctx:
                 raise ContextLengthExceeded(
@@ -207,12 +295,13 @@ class LlamaCppBackend:
                 )
             budget = min(request.max_tokens, n_ctx - len(tokens))
             cached = _common_prefix(llama._input_ids[: llama.n_tokens], tokens)
-            grammar = self._grammar(request.response_format)
+            grammar = self._grammar(request)
             if request.seed is not None:
                 llama.set_seed(request.seed)
             vocab = llama._model.vocab
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             stopper = StopMatcher(request.stop + template_stops)
+            router = OutputRouter(put, request)
             produced = 0
             reason: Any = "stop"
             if cancel.cancelled:
@@ -236,7 +325,7 @@ class LlamaCppBackend:
                 self.generated_tokens += 1
                 text, hit = stopper.feed(decoder.decode(llama.detokenize([token])))
                 if text:
-                    put(TextDelta(text))
+                    router.feed(text)
                 if hit:
                     break
                 if produced >= budget:
@@ -244,7 +333,9 @@ class LlamaCppBackend:
                     break
             tail = stopper.flush() + decoder.decode(b"", final=True)
             if tail:
-                put(TextDelta(tail))
+                router.feed(tail)
+            if router.finish() and reason == "stop":
+                reason = "tool_calls"
             put(Finished(reason, len(tokens), produced, cached))
         except KotaeError as exc:
             put(exc)
@@ -266,7 +357,7 @@ class LlamaCppBackend:
                 item = await results.get()
                 if isinstance(item, BaseException):
                     raise item
-                assert isinstance(item, TextDelta | Finished)
+                assert isinstance(item, TextDelta | ToolCallDelta | Finished)
                 yield item
                 if isinstance(item, Finished):
                     return

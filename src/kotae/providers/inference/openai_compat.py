@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
+from kotae import ids
 from kotae.errors import BackendError, ContextLengthExceeded, InvalidRequest
 from kotae.providers.inference.base import (
     CancelToken,
@@ -18,6 +19,8 @@ from kotae.providers.inference.base import (
     Finished,
     StreamChunk,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
 )
 
 
@@ -70,7 +73,7 @@ class OpenAICompatBackend:
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self._remote_model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [_wire_message(m) for m in request.messages],
             # Both spellings: llama.cpp's server reads only max_tokens.
             "max_tokens": request.max_tokens,
             "max_completion_tokens": request.max_tokens,
@@ -81,6 +84,29 @@ class OpenAICompatBackend:
         }
         if request.stop:
             payload["stop"] = request.stop
+        tools = [
+            t
+            for t in request.tools
+            if request.allowed_tools is None or t.name in request.allowed_tools
+        ]
+        if tools and request.tool_mode != "none":
+            payload["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description or "",
+                        "parameters": t.parameters,
+                        "strict": t.strict,
+                    },
+                }
+                for t in tools
+            ]
+            if request.tool_mode == "required" and len(tools) == 1:
+                payload["tool_choice"] = {"type": "function", "function": {"name": tools[0].name}}
+            else:
+                payload["tool_choice"] = request.tool_mode
+            payload["parallel_tool_calls"] = request.parallel_tool_calls
         if request.seed is not None:
             payload["seed"] = request.seed
         fmt = request.response_format
@@ -124,6 +150,7 @@ class OpenAICompatBackend:
         output_count = 0
         finish: str | None = None
         usage: dict[str, Any] | None = None
+        calls = _CallAssembler()
         try:
             async with self._client().post(self._url, json=self._payload(request)) as resp:
                 if resp.status >= 400:
@@ -145,10 +172,13 @@ class OpenAICompatBackend:
                     if chunk.get("usage"):
                         usage = chunk["usage"]
                     for choice in chunk.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content")
+                        delta = choice.get("delta") or {}
+                        piece = delta.get("content")
                         if piece:
                             output_count += 1
                             yield TextDelta(piece)
+                        for call in delta.get("tool_calls") or []:
+                            calls.add(call)
                         if choice.get("finish_reason"):
                             finish = choice["finish_reason"]
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -157,14 +187,14 @@ class OpenAICompatBackend:
             # A stream cut without finish_reason is not an answer (llama.cpp's server does
             # this when another request interrupts it).
             raise BackendError(f"Model server for '{self.model_id}' ended the stream early.")
+        for call in calls.finished():
+            yield ToolCallDelta(call)
         input_tokens = int(usage["prompt_tokens"]) if usage else prompt_estimate
         output_tokens = int(usage["completion_tokens"]) if usage else output_count
         cached = 0
         if usage and isinstance(usage.get("prompt_tokens_details"), dict):
             cached = int(usage["prompt_tokens_details"].get("cached_tokens") or 0)
-        yield Finished(
-            "length" if finish == "length" else "stop", input_tokens, output_tokens, cached
-        )
+        yield Finished(_reason(finish, bool(calls.calls)), input_tokens, output_tokens, cached)
 
     async def _whole(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         payload = self._payload(request)
@@ -182,13 +212,19 @@ class OpenAICompatBackend:
             raise _remote_error(status, text)
         body = json.loads(text)
         choice = (body.get("choices") or [{}])[0]
-        content = (choice.get("message") or {}).get("content") or ""
+        message = choice.get("message") or {}
+        content = message.get("content") or ""
         if content:
             yield TextDelta(content)
+        assembler = _CallAssembler()
+        for i, call in enumerate(message.get("tool_calls") or []):
+            assembler.add({**call, "index": i})
+        for call in assembler.finished():
+            yield ToolCallDelta(call)
         usage = body.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
         yield Finished(
-            "length" if choice.get("finish_reason") == "length" else "stop",
+            _reason(choice.get("finish_reason"), bool(assembler.calls)),
             int(usage.get("prompt_tokens") or estimate_tokens(request.messages)),
             int(usage.get("completion_tokens") or 0),
             int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
@@ -198,6 +234,54 @@ class OpenAICompatBackend:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class _CallAssembler:
+    """Tool calls from chat-completions deltas: pieces keyed by index, joined at the end."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, dict[str, str]] = {}
+
+    def add(self, delta: dict[str, Any]) -> None:
+        slot = self.calls.setdefault(
+            int(delta.get("index", 0)), {"id": "", "name": "", "arguments": ""}
+        )
+        if delta.get("id"):
+            slot["id"] = str(delta["id"])
+        fn = delta.get("function") or {}
+        if fn.get("name"):
+            slot["name"] += str(fn["name"])
+        if fn.get("arguments"):
+            args = fn["arguments"]
+            slot["arguments"] += args if isinstance(args, str) else json.dumps(args)
+
+    def finished(self) -> list[ToolCall]:
+        return [
+            ToolCall(c["id"] or ids.new_id("call"), c["name"], c["arguments"] or "{}")
+            for _, c in sorted(self.calls.items())
+        ]
+
+
+def _reason(finish: str | None, had_calls: bool) -> Literal["stop", "length", "tool_calls"]:
+    if had_calls:
+        return "tool_calls"
+    return "length" if finish == "length" else "stop"
+
+
+def _wire_message(m: ChatMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.call_id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    return out
 
 
 class _SchemaRefused(Exception):

@@ -8,8 +8,15 @@ from pydantic import ValidationError
 
 from kotae import ids
 from kotae.errors import InvalidRequest
-from kotae.providers.inference.base import ChatMessage, Role
-from kotae.schemas.responses import InputFile, InputImage, MessageItem, Refusal
+from kotae.providers.inference.base import ChatMessage, Role, ToolCall
+from kotae.schemas.responses import (
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    InputFile,
+    InputImage,
+    MessageItem,
+    Refusal,
+)
 
 _ROLES: dict[str, Role] = {
     "system": "system",
@@ -28,20 +35,57 @@ def normalize_input(raw: str | list[dict[str, Any]] | None) -> list[dict[str, An
     items = []
     for i, raw_item in enumerate(raw):
         kind = raw_item.get("type", "message")
-        if kind != "message":
+        model = _INPUT_TYPES.get(kind)
+        if model is None:
             raise InvalidRequest(
                 f"Input items of type '{kind}' are not supported yet.", param=f"input[{i}].type"
             )
         try:
-            item = MessageItem.model_validate(raw_item)
+            item = model.model_validate(raw_item)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             raise InvalidRequest(
                 f"Invalid input item: {err['msg']}", param=f"input[{i}].{where}".rstrip(".")
             ) from exc
-        items.append(_from_message(item, i))
+        if isinstance(item, MessageItem):
+            items.append(_from_message(item, i))
+        elif isinstance(item, FunctionCallItem):
+            items.append(
+                {
+                    "id": item.id or ids.new_id("fc"),
+                    "type": "function_call",
+                    "call_id": item.call_id,
+                    "name": item.name,
+                    "arguments": item.arguments,
+                    "status": "completed",
+                }
+            )
+        elif isinstance(item, FunctionCallOutputItem):
+            output = item.output
+            if not isinstance(output, str):
+                output = "\n".join(
+                    str(p.get("text", ""))
+                    for p in output
+                    if p.get("type") in ("input_text", "output_text")
+                )
+            items.append(
+                {
+                    "id": item.id or ids.new_id("fco"),
+                    "type": "function_call_output",
+                    "call_id": item.call_id,
+                    "output": output,
+                    "status": "completed",
+                }
+            )
     return items
+
+
+_INPUT_TYPES: dict[str, type[MessageItem | FunctionCallItem | FunctionCallOutputItem]] = {
+    "message": MessageItem,
+    "function_call": FunctionCallItem,
+    "function_call_output": FunctionCallOutputItem,
+}
 
 
 def _from_message(item: MessageItem, index: int) -> dict[str, Any]:
@@ -92,11 +136,23 @@ def item_text(item: dict[str, Any]) -> str:
 
 
 def to_chat_messages(items: list[dict[str, Any]]) -> list[ChatMessage]:
-    """Stored items (inputs and earlier outputs) as engine messages."""
-    messages = []
+    """Stored items (inputs and earlier outputs) as engine messages. Function calls join the
+    assistant turn they belong to; their outputs become tool turns."""
+    messages: list[ChatMessage] = []
     for item in items:
-        if item.get("type", "message") != "message":
-            continue
-        role = _ROLES.get(item.get("role", "user"), "user")
-        messages.append(ChatMessage(role=role, content=item_text(item)))
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = _ROLES.get(item.get("role", "user"), "user")
+            messages.append(ChatMessage(role=role, content=item_text(item)))
+        elif kind == "function_call":
+            call = ToolCall(item["call_id"], item["name"], item.get("arguments") or "{}")
+            last = messages[-1] if messages else None
+            if last is not None and last.role == "assistant":
+                last.tool_calls.append(call)
+            else:
+                messages.append(ChatMessage("assistant", "", tool_calls=[call]))
+        elif kind == "function_call_output":
+            messages.append(
+                ChatMessage("tool", str(item.get("output", "")), tool_call_id=item["call_id"])
+            )
     return messages

@@ -16,6 +16,9 @@ from openai.types.responses import (
     ResponseCreatedEvent,
     ResponseError,
     ResponseFailedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
     ResponseIncompleteEvent,
     ResponseInProgressEvent,
     ResponseOutputItemAddedEvent,
@@ -181,6 +184,54 @@ class ResponseEmitter:
             ),
             ResponseOutputItemDoneEvent(
                 item=self._copy(message),
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.done",
+            ),
+        ]
+
+    def function_call(
+        self, call_id: str, name: str, arguments: str, item_id: str | None = None
+    ) -> list[ResponseStreamEvent]:
+        """A whole function call: added, its arguments (one delta), done."""
+        assert self._message is None, "close the message first"
+        item = ResponseFunctionToolCall(
+            id=item_id or ids.new_id("fc"),
+            call_id=call_id,
+            name=name,
+            arguments="",
+            type="function_call",
+            status="in_progress",
+        )
+        output_index = len(self.response.output)
+        self.response.output.append(item)
+        added = ResponseOutputItemAddedEvent(
+            item=self._copy(item),
+            output_index=output_index,
+            sequence_number=self._next(),
+            type="response.output_item.added",
+        )
+        item.arguments = arguments
+        item.status = "completed"
+        assert item.id is not None
+        return [
+            added,
+            ResponseFunctionCallArgumentsDeltaEvent(
+                delta=arguments,
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.function_call_arguments.delta",
+            ),
+            ResponseFunctionCallArgumentsDoneEvent(
+                arguments=arguments,
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.function_call_arguments.done",
+            ),
+            ResponseOutputItemDoneEvent(
+                item=self._copy(item),
                 output_index=output_index,
                 sequence_number=self._next(),
                 type="response.output_item.done",

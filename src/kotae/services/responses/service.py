@@ -28,12 +28,14 @@ from kotae.providers.inference.base import (
     ChatRequest,
     Finished,
     TextDelta,
+    ToolCallDelta,
 )
 from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
 from kotae.services.models import ModelEntry, ModelRegistry
 from kotae.services.responses.context import PromptContext, build_context
 from kotae.services.responses.convert import normalize_input
 from kotae.services.responses.events import ResponseEmitter, StreamEvent
+from kotae.services.responses.tools import ToolSetup, parse_tools
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
 
 # `include` values that only matter with tools this server does not run yet: accepted, no-ops.
@@ -55,6 +57,7 @@ TERMINAL_EVENTS = (ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFail
 class Prepared:
     project_id: str
     request: CreateResponse
+    tools: ToolSetup
     entry: ModelEntry
     backend: ChatBackend
     context: PromptContext
@@ -87,6 +90,7 @@ class ResponsesService:
     async def prepare(self, project_id: str, req: CreateResponse) -> Prepared:
         """Everything that can reject a request, before any event is sent."""
         self._check_unsupported(req)
+        tools = parse_tools(req.tools, req.tool_choice)
         entry = self._registry.resolve(req.model)
         backend = self._registry.backend(req.model)
         backend.check_capacity()
@@ -115,19 +119,17 @@ class ResponsesService:
             truncation=req.truncation or "disabled",
         )
         return Prepared(
-            project_id, req, entry, backend, context, new_items, self._new_response(req, entry)
+            project_id,
+            req,
+            tools,
+            entry,
+            backend,
+            context,
+            new_items,
+            self._new_response(req, entry, tools),
         )
 
     def _check_unsupported(self, req: CreateResponse) -> None:
-        for i, tool in enumerate(req.tools or []):
-            raise InvalidRequest(
-                f"Tool type '{tool.get('type')}' is not supported by this server yet.",
-                param=f"tools[{i}].type",
-            )
-        if req.tool_choice not in (None, "auto", "none"):
-            raise InvalidRequest(
-                "tool_choice needs tools; this request has none.", param="tool_choice"
-            )
         for i, value in enumerate(req.include or []):
             if value not in ACCEPTED_INCLUDES:
                 raise InvalidRequest(
@@ -147,7 +149,7 @@ class ResponsesService:
                 "Background responses must be stored (store=true).", param="background"
             )
 
-    def _new_response(self, req: CreateResponse, entry: ModelEntry) -> Response:
+    def _new_response(self, req: CreateResponse, entry: ModelEntry, tools: ToolSetup) -> Response:
         fmt = req.text.format if req.text and req.text.format else None
         text_format: dict[str, Any] = {"type": "text"}
         if isinstance(fmt, FormatJsonSchema):
@@ -183,7 +185,7 @@ class ResponsesService:
                 if req.parallel_tool_calls is None
                 else req.parallel_tool_calls,
                 "tool_choice": req.tool_choice or "auto",
-                "tools": [],
+                "tools": tools.echo,
                 "text": {
                     "format": text_format,
                     "verbosity": (req.text.verbosity if req.text else None) or "medium",
@@ -216,6 +218,10 @@ class ResponsesService:
             temperature=float(r.temperature if r.temperature is not None else 1.0),
             top_p=float(r.top_p if r.top_p is not None else 1.0),
             response_format=response_format,
+            tools=p.tools.functions,
+            tool_mode=p.tools.mode,
+            allowed_tools=p.tools.allowed,
+            parallel_tool_calls=p.request.parallel_tool_calls is not False,
             stream=p.request.stream or p.request.background,
         )
 
@@ -235,6 +241,13 @@ class ResponsesService:
                         for event in emitter.start_message():
                             yield event
                     yield emitter.text_delta(chunk.text)
+                elif isinstance(chunk, ToolCallDelta):
+                    if emitter.message_open:
+                        for event in emitter.finish_message("completed"):
+                            yield event
+                    call = chunk.call
+                    for event in emitter.function_call(call.call_id, call.name, call.arguments):
+                        yield event
                 else:
                     finished = chunk
         except KotaeError as exc:
@@ -244,12 +257,13 @@ class ResponsesService:
             await self._persist(p, emitter.response, background)
             return
         assert finished is not None
-        if not emitter.message_open:
+        truncated = finished.reason == "length"
+        if not emitter.message_open and not emitter.response.output:
             for event in emitter.start_message():
                 yield event
-        truncated = finished.reason == "length"
-        for event in emitter.finish_message("incomplete" if truncated else "completed"):
-            yield event
+        if emitter.message_open:
+            for event in emitter.finish_message("incomplete" if truncated else "completed"):
+                yield event
         usage = ResponseUsage.model_validate(
             {
                 "input_tokens": finished.input_tokens,
@@ -435,6 +449,9 @@ def replay_events(response: Response) -> list[StreamEvent]:
     emitter = ResponseEmitter(start)
     events: list[StreamEvent] = [emitter.created(), emitter.in_progress()]
     for item in response.output:
+        if item.type == "function_call":
+            events.extend(emitter.function_call(item.call_id, item.name, item.arguments, item.id))
+            continue
         if item.type != "message":
             continue
         events.extend(emitter.start_message(item.id))

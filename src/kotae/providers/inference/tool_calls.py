@@ -1,0 +1,155 @@
+"""Function calling on models run in-process: how tools are shown to the model, how its calls
+are written (Hermes-style `<tool_call>{json}</tool_call>`, what Qwen and many GGUF templates
+use), and the grammar that makes a required call come out valid for its schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from kotae.providers.inference.base import ChatMessage, FunctionSpec, ToolCall
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+
+
+def openai_tools(tools: list[FunctionSpec]) -> list[dict[str, Any]]:
+    """Tools as chat templates that know tools expect them (the chat-completions shape)."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t.name,
+                "description": t.description or "",
+                "parameters": t.parameters,
+            },
+        }
+        for t in tools
+    ]
+
+
+def system_prompt(tools: list[FunctionSpec], required: bool) -> str:
+    """For templates that know nothing of tools: the tools and the call format, in words."""
+    lines = [
+        "You can call functions. To call one, answer with exactly:",
+        f'{OPEN}{{"name": "<function name>", "arguments": {{<arguments as JSON>}}}}{CLOSE}',
+        "You must call one of them now."
+        if required
+        else "Call a function only when it helps; otherwise answer normally.",
+        "Functions:",
+    ]
+    for t in tools:
+        lines.append(
+            json.dumps(
+                {"name": t.name, "description": t.description or "", "parameters": t.parameters},
+                ensure_ascii=False,
+            )
+        )
+    return "\n".join(lines)
+
+
+def template_messages(messages: list[ChatMessage], native: bool) -> list[dict[str, Any]]:
+    """Messages for the Jinja chat template. `native`: the template renders tool calls and
+    tool results itself; otherwise they are written into the text."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            if native:
+                out.append({"role": "tool", "content": m.content, "tool_call_id": m.tool_call_id})
+            else:
+                out.append(
+                    {"role": "user", "content": f"<tool_response>\n{m.content}\n</tool_response>"}
+                )
+        elif m.role == "assistant" and m.tool_calls:
+            if native:
+                out.append(
+                    {
+                        "role": "assistant",
+                        "content": m.content or "",
+                        "tool_calls": [
+                            {
+                                "id": c.call_id,
+                                "type": "function",
+                                "function": {"name": c.name, "arguments": _as_object(c.arguments)},
+                            }
+                            for c in m.tool_calls
+                        ],
+                    }
+                )
+            else:
+                calls = "\n".join(write_call(c) for c in m.tool_calls)
+                out.append(
+                    {
+                        "role": "assistant",
+                        "content": f"{m.content}\n{calls}" if m.content else calls,
+                    }
+                )
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def write_call(call: ToolCall) -> str:
+    body = {"name": call.name, "arguments": _as_object(call.arguments)}
+    return f"{OPEN}{json.dumps(body, ensure_ascii=False)}{CLOSE}"
+
+
+def _as_object(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
+
+
+def call_grammar(tools: list[FunctionSpec], parallel: bool) -> str:
+    """GBNF for one (or, in parallel mode, one or more) valid calls of these tools."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    variants = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": t.name},
+                "arguments": _strict_parameters(t.parameters),
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for t in tools
+    ]
+    schema = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    gbnf = json_schema_to_gbnf(json.dumps(schema), prop_order=["name", "arguments"])
+    gbnf = re.sub(r"^root ::=", "call ::=", gbnf, count=1, flags=re.MULTILINE)
+    one = f'"{OPEN}" call "{CLOSE}"'
+    root = f'root ::= {one} ("\\n" {one})*' if parallel else f"root ::= {one}"
+    return f"{root}\n{gbnf}"
+
+
+def _strict_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    # An object schema without additionalProperties would let a small model invent keys.
+    if parameters.get("type") == "object" and "additionalProperties" not in parameters:
+        return {**parameters, "additionalProperties": False}
+    return parameters or {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+def parse_calls(text: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """(text before the first call, [(name, arguments JSON)]) when the output holds calls
+    that parse; None when it holds none, or any that does not parse."""
+    if OPEN not in text:
+        return None
+    calls = []
+    for raw in _CALL.findall(text):
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            return None
+        args = body.get("arguments", {})
+        calls.append(
+            (body["name"], args if isinstance(args, str) else json.dumps(args, ensure_ascii=False))
+        )
+    if not calls:
+        return None
+    return text[: text.index(OPEN)].strip(), calls
