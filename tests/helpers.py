@@ -131,6 +131,12 @@ def assert_stream_grammar(events: Iterable[Any]) -> list[Any]:
             assert (e.item_id, e.content_index) in open_parts
             assert open_items[e.output_index] == e.item_id
             texts[(e.item_id, e.content_index)] += e.delta
+        elif e.type == "response.function_call_arguments.delta":
+            assert open_items[e.output_index] == e.item_id
+            texts[(e.item_id, -1)] = texts.get((e.item_id, -1), "") + e.delta
+        elif e.type == "response.function_call_arguments.done":
+            assert open_items[e.output_index] == e.item_id
+            assert e.arguments == texts.pop((e.item_id, -1), "")
         elif e.type == "response.output_text.done":
             assert (e.item_id, e.content_index) in open_parts
             assert e.text == texts[(e.item_id, e.content_index)]

@@ -90,7 +90,11 @@ class OutputRouter:
         before, calls = parsed
         if before:
             self._put(TextDelta(before))
+        seen = set()
         for name, arguments in calls:
+            if (name, arguments) in seen:  # a small model's echo of the same call
+                continue
+            seen.add((name, arguments))
             self._put(ToolCallDelta(ToolCall(ids.new_id("call"), name, arguments)))
         return True
 

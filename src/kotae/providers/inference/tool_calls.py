@@ -103,7 +103,8 @@ def _as_object(arguments: str) -> Any:
 
 
 def call_grammar(tools: list[FunctionSpec], parallel: bool) -> str:
-    """GBNF for one (or, in parallel mode, one or more) valid calls of these tools."""
+    """GBNF for one valid call of these tools; in parallel mode, up to one a tool (a small
+    model left unbounded repeats the same call until it runs out of tokens)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     variants = [
@@ -122,7 +123,10 @@ def call_grammar(tools: list[FunctionSpec], parallel: bool) -> str:
     gbnf = json_schema_to_gbnf(json.dumps(schema), prop_order=["name", "arguments"])
     gbnf = re.sub(r"^root ::=", "call ::=", gbnf, count=1, flags=re.MULTILINE)
     one = f'"{OPEN}" call "{CLOSE}"'
-    root = f'root ::= {one} ("\\n" {one})*' if parallel else f"root ::= {one}"
+    root = f"root ::= {one}"
+    for _ in range(min(len(tools), 8) - 1 if parallel else 0):
+        root += f' ("\\n" {one}'
+    root += ")?" * (root.count("(") if parallel else 0)
     return f"{root}\n{gbnf}"
 
 
