@@ -273,7 +273,7 @@ class LlamaCppBackend:
         if response_format["type"] == "json_schema":
             try:
                 return LlamaGrammar.from_json_schema(
-                    json.dumps(response_format["schema"]), verbose=False
+                    json.dumps(tool_calls.enforceable(response_format["schema"])), verbose=False
                 )
             except Exception as exc:
                 raise InvalidRequest(

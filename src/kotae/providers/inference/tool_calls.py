@@ -132,9 +132,37 @@ def call_grammar(tools: list[FunctionSpec], parallel: bool) -> str:
 
 def _strict_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     # An object schema without additionalProperties would let a small model invent keys.
+    if not parameters:
+        return {"type": "object", "properties": {}, "additionalProperties": False}
     if parameters.get("type") == "object" and "additionalProperties" not in parameters:
-        return {**parameters, "additionalProperties": False}
-    return parameters or {"type": "object", "properties": {}, "additionalProperties": False}
+        parameters = {**parameters, "additionalProperties": False}
+    strict: dict[str, Any] = enforceable(parameters)
+    return strict
+
+
+MAX_ENUMERATED_RANGE = 1000
+
+
+def enforceable(schema: Any) -> Any:
+    """The schema with what llama-cpp-python's grammar converter skips rewritten into what it
+    enforces: integer ranges (minimum/maximum/exclusive*) of up to 1000 values become enums."""
+    if isinstance(schema, list):
+        return [enforceable(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: enforceable(v) for k, v in schema.items()}
+    if out.get("type") == "integer" and "enum" not in out:
+        low = out.get("minimum")
+        high = out.get("maximum")
+        if isinstance(out.get("exclusiveMinimum"), int | float):
+            low = int(out["exclusiveMinimum"]) + 1
+        if isinstance(out.get("exclusiveMaximum"), int | float):
+            high = int(out["exclusiveMaximum"]) - 1
+        if isinstance(low, int | float) and isinstance(high, int | float):
+            lo, hi = int(-(-low // 1)), int(high // 1)
+            if 0 <= hi - lo < MAX_ENUMERATED_RANGE:
+                out = {"enum": list(range(lo, hi + 1))}
+    return out
 
 
 def parse_calls(text: str) -> tuple[str, list[tuple[str, str]]] | None:
