@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from kotae import __version__
 from kotae.api import errors
 from kotae.api.limits import BodyLimit
-from kotae.api.routes import chat_completions, health, models, responses
+from kotae.api.routes import chat_completions, files, health, models, responses
 from kotae.config import Settings
 from kotae.container import Container
 
@@ -49,9 +49,17 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app = FastAPI(title="kotae", version=__version__, lifespan=lifespan)
     errors.install(app)
 
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_request_bytes, upload_limit=settings.max_file_bytes
+    )
 
-    for router in (responses.router, chat_completions.router, models.router, health.router):
+    for router in (
+        responses.router,
+        chat_completions.router,
+        files.router,
+        models.router,
+        health.router,
+    ):
         app.include_router(router)
     return app
 
@@ -60,8 +68,9 @@ async def _purge_forever(container: Container) -> None:
     while True:
         try:
             removed = await anyio.to_thread.run_sync(container.responses_repo.purge_expired)
+            removed += await anyio.to_thread.run_sync(container.files.purge_expired)
             if removed:
-                log.info("purged %d expired responses", removed)
+                log.info("purged %d expired responses and files", removed)
         except Exception:
             log.exception("purging expired responses failed")
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)

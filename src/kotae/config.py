@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=32 * 1024 * 1024, description="Largest JSON body accepted (413 beyond)."
     )
+    max_file_bytes: int = Field(
+        default=512 * 1024 * 1024, description="Largest file upload (413 beyond)."
+    )
     max_output_tokens_default: int = Field(
         default=1024, description="Output token cap when a request sends no max_output_tokens."
     )

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 
 from kotae.api.deps_cache import KeyCache
 from kotae.config import Settings
+from kotae.providers.blobs.local import LocalBlobStore
 from kotae.services.chat_completions import ChatCompletionsService
+from kotae.services.files import FilesService
 from kotae.services.models import ModelRegistry
 from kotae.services.responses.service import ResponsesService
 from kotae.storage.engine import make_engine, migrate, session_factory
+from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.projects import ProjectRepository
 from kotae.storage.repositories.responses import ResponseRepository
 
@@ -22,6 +25,7 @@ class Container:
     models: ModelRegistry
     responses: ResponsesService
     chat_completions: ChatCompletionsService
+    files: FilesService
     key_cache: KeyCache
 
     @classmethod
@@ -40,5 +44,8 @@ class Container:
             models=models,
             responses=ResponsesService(settings, models, responses_repo),
             chat_completions=ChatCompletionsService(settings, models),
+            files=FilesService(
+                settings, FileRepository(engine), LocalBlobStore(settings.data_dir / "files")
+            ),
             key_cache=KeyCache(settings.key_cache_seconds),
         )

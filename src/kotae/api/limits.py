@@ -11,17 +11,22 @@ from kotae.errors import PayloadTooLarge
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int) -> None:
         self.app = app
-        self.limit = limit
+        self.json_limit = limit
+        # File uploads carry the file plus multipart framing.
+        self.upload_limit = upload_limit + 1024 * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        uploads = path.startswith(("/v1/files", "/v1/uploads"))
+        limit = self.upload_limit if uploads else self.json_limit
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send, int(value))
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(send, int(value), limit)
                 return
         seen = 0
 
@@ -30,20 +35,20 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     # Raised inside the app, so the error handlers answer it as a 413.
                     raise PayloadTooLarge(
-                        f"Request body is over {self.limit} bytes.", code="request_too_large"
+                        f"Request body is over {limit} bytes.", code="request_too_large"
                     )
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _refuse(self, send: Send, size: int) -> None:
+    async def _refuse(self, send: Send, size: int, limit: int) -> None:
         body = json.dumps(
             {
                 "error": {
-                    "message": f"Request body is over {self.limit} bytes (got {size}).",
+                    "message": f"Request body is over {limit} bytes (got {size}).",
                     "type": "invalid_request_error",
                     "param": None,
                     "code": "request_too_large",

@@ -19,9 +19,9 @@ def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
     }
 
 
-def check_limit(limit: int) -> int:
-    if not 1 <= limit <= 100:
-        raise InvalidRequest("limit must be between 1 and 100.", param="limit")
+def check_limit(limit: int, most: int = 100) -> int:
+    if not 1 <= limit <= most:
+        raise InvalidRequest(f"limit must be between 1 and {most}.", param="limit")
     return limit
 
 

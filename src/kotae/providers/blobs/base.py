@@ -1,0 +1,19 @@
+"""Where file bytes live. Local disk by default; the scale-out issue adds S3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, source: BinaryIO, limit: int) -> int:
+        """Copies `source` in chunks; returns its size. Over `limit` bytes: removes what it
+        wrote and raises PayloadTooLarge."""
+        ...
+
+    def read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+
+    def read_all(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None: ...
