@@ -13,7 +13,14 @@ from fastapi import FastAPI
 from kotae import __version__
 from kotae.api import errors
 from kotae.api.limits import BodyLimit
-from kotae.api.routes import chat_completions, files, health, models, responses
+from kotae.api.routes import (
+    chat_completions,
+    files,
+    health,
+    models,
+    responses,
+    vector_stores,
+)
 from kotae.config import Settings
 from kotae.container import Container
 
@@ -38,11 +45,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         )
         if failed:
             log.warning("%d background responses were cut off by a restart", failed)
+        built.vector_stores.start()
         purge = asyncio.create_task(_purge_forever(built))
         try:
             yield
         finally:
             purge.cancel()
+            await built.vector_stores.stop()
             await built.responses.shutdown()
             await built.models.close()
 
@@ -57,6 +66,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         responses.router,
         chat_completions.router,
         files.router,
+        vector_stores.router,
         models.router,
         health.router,
     ):

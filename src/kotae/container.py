@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from kotae.api.deps_cache import KeyCache
 from kotae.config import Settings
 from kotae.providers.blobs.local import LocalBlobStore
+from kotae.providers.embeddings.use import UseMultilingual
+from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
 from kotae.services.chat_completions import ChatCompletionsService
 from kotae.services.files import FilesService
 from kotae.services.models import ModelRegistry
 from kotae.services.responses.service import ResponsesService
+from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.engine import make_engine, migrate, session_factory
 from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.projects import ProjectRepository
 from kotae.storage.repositories.responses import ResponseRepository
+from kotae.storage.repositories.vector_stores import VectorStoreRepository
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Container:
     responses: ResponsesService
     chat_completions: ChatCompletionsService
     files: FilesService
+    vector_stores: VectorStoresService
     key_cache: KeyCache
 
     @classmethod
@@ -37,6 +43,16 @@ class Container:
         projects = ProjectRepository(sessions)
         responses_repo = ResponseRepository(engine)
         models = ModelRegistry(settings)
+        file_rows = FileRepository(engine)
+        files = FilesService(settings, file_rows, LocalBlobStore(settings.data_dir / "files"))
+        embedder = UseMultilingual()
+        # The index lives in the database's own SQLite file; with another database, beside it.
+        url = settings.sqlalchemy_url
+        index_path = (
+            Path(url.removeprefix("sqlite:///"))
+            if url.startswith("sqlite:///")
+            else settings.data_dir / "vectors.db"
+        )
         return cls(
             settings=settings,
             projects=projects,
@@ -44,8 +60,13 @@ class Container:
             models=models,
             responses=ResponsesService(settings, models, responses_repo),
             chat_completions=ChatCompletionsService(settings, models),
-            files=FilesService(
-                settings, FileRepository(engine), LocalBlobStore(settings.data_dir / "files")
+            files=files,
+            vector_stores=VectorStoresService(
+                VectorStoreRepository(engine),
+                files,
+                file_rows,
+                embedder,
+                SqliteVecIndex(index_path, embedder.dimensions),
             ),
             key_cache=KeyCache(settings.key_cache_seconds),
         )

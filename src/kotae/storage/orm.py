@@ -89,3 +89,59 @@ class StoredFile(Base):
     mime_type: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
     __table_args__ = (Index("ix_files_project_created", "project_id", "created_at"),)
+
+
+class VectorStore(Base):
+    __tablename__ = "vector_stores"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_active_at: Mapped[int] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class VectorStoreFile(Base):
+    """A file in a store: its ingestion state, attributes and chunking."""
+
+    __tablename__ = "vector_store_files"
+
+    store_id: Mapped[str] = mapped_column(
+        ForeignKey("vector_stores.id", ondelete="CASCADE"), primary_key=True
+    )
+    file_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    chunking: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_vs_files_status", "status"),)
+
+
+class VectorStoreFileBatch(Base):
+    __tablename__ = "vector_store_file_batches"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store_id: Mapped[str] = mapped_column(ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class VectorStoreChunk(Base):
+    __tablename__ = "vector_store_chunks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    store_id: Mapped[str] = mapped_column(String(64))
+    file_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_vs_chunks_store_file", "store_id", "file_id", "position"),)

