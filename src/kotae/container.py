@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from kotae.api.deps_cache import KeyCache
 from kotae.config import Settings
@@ -46,13 +45,9 @@ class Container:
         file_rows = FileRepository(engine)
         files = FilesService(settings, file_rows, LocalBlobStore(settings.data_dir / "files"))
         embedder = UseMultilingual()
-        # The index lives in the database's own SQLite file; with another database, beside it.
-        url = settings.sqlalchemy_url
-        index_path = (
-            Path(url.removeprefix("sqlite:///"))
-            if url.startswith("sqlite:///")
-            else settings.data_dir / "vectors.db"
-        )
+        # Its own SQLite file: vec0 read through one driver while Python's sqlite3 writes the
+        # same file gave intermittent "chunks iter error"s here.
+        index_path = settings.data_dir / "vectors.db"
         return cls(
             settings=settings,
             projects=projects,

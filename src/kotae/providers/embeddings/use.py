@@ -20,6 +20,7 @@ class UseMultilingual:
     def __init__(self, batch_size: int = 64) -> None:
         self._model: Any = None
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
         self._batch = batch_size
 
     def _load(self) -> Any:
@@ -34,10 +35,13 @@ class UseMultilingual:
         model = self._load()
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        out = [
-            np.asarray(model.encode(texts[i : i + self._batch]), dtype=np.float32)
-            for i in range(0, len(texts), self._batch)
-        ]
+        # One encode at a time: search and ingestion call from different threads, and the
+        # encoder's tokenizer state is not known to be thread-safe.
+        with self._encode_lock:
+            out = [
+                np.asarray(model.encode(texts[i : i + self._batch]), dtype=np.float32)
+                for i in range(0, len(texts), self._batch)
+            ]
         vectors = np.concatenate(out)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         normalised: npt.NDArray[np.float32] = vectors / np.maximum(norms, 1e-12)

@@ -41,7 +41,7 @@ class SqliteVecIndex:
 
     def add(self, store_id: str, file_id: str, chunks: list[IndexedChunk]) -> None:
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     f"INSERT INTO {self._vectors}(chunk_id, store_id, embedding) VALUES (?,?,?)",
@@ -60,15 +60,12 @@ class SqliteVecIndex:
         if not chunk_ids:
             return
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                for i in range(0, len(chunk_ids), 500):
-                    part = chunk_ids[i : i + 500]
-                    marks = ",".join("?" * len(part))
-                    self._db.execute(
-                        f"DELETE FROM {self._vectors} WHERE chunk_id IN ({marks})", part
-                    )
-                    self._db.execute(f"DELETE FROM vs_terms WHERE chunk_id IN ({marks})", part)
+                # vec0 deletes by primary key only, one row a statement.
+                rows = [(c,) for c in chunk_ids]
+                self._db.executemany(f"DELETE FROM {self._vectors} WHERE chunk_id = ?", rows)
+                self._db.executemany("DELETE FROM vs_terms WHERE chunk_id = ?", rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
