@@ -48,20 +48,21 @@ class Container:
         # Its own SQLite file: vec0 read through one driver while Python's sqlite3 writes the
         # same file gave intermittent "chunks iter error"s here.
         index_path = settings.data_dir / "vectors.db"
+        vector_stores = VectorStoresService(
+            VectorStoreRepository(engine),
+            files,
+            file_rows,
+            embedder,
+            SqliteVecIndex(index_path, embedder.dimensions),
+        )
         return cls(
             settings=settings,
             projects=projects,
             responses_repo=responses_repo,
             models=models,
-            responses=ResponsesService(settings, models, responses_repo),
+            responses=ResponsesService(settings, models, responses_repo, vector_stores),
             chat_completions=ChatCompletionsService(settings, models),
             files=files,
-            vector_stores=VectorStoresService(
-                VectorStoreRepository(engine),
-                files,
-                file_rows,
-                embedder,
-                SqliteVecIndex(index_path, embedder.dimensions),
-            ),
+            vector_stores=vector_stores,
             key_cache=KeyCache(settings.key_cache_seconds),
         )

@@ -70,7 +70,7 @@ def make_service(
     repo = ResponseRepository(engine)
     registry = ModelRegistry(settings)
     registry._backends["smollm2-135m-instruct"] = backend  # type: ignore[assignment]
-    return ResponsesService(settings, registry, repo), repo
+    return ResponsesService(settings, registry, repo, None), repo  # type: ignore[arg-type]
 
 
 async def collect(agen: AsyncIterator[object]) -> list[object]:

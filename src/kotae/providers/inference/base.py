@@ -80,15 +80,21 @@ StreamChunk = TextDelta | ToolCallDelta | Finished
 class CancelToken:
     """Set when the client goes away or cancels; engines stop at the next token."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: CancelToken | None = None) -> None:
         self._event = threading.Event()
+        self._parent = parent
 
     def cancel(self) -> None:
         self._event.set()
 
+    def child(self) -> CancelToken:
+        """A token for one engine call: cancelled with this one, but ending that call (which
+        cancels its token) leaves this one untouched."""
+        return CancelToken(self)
+
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._event.is_set() or (self._parent is not None and self._parent.cancelled)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,10 @@ def to_chat_messages(items: list[dict[str, Any]]) -> list[ChatMessage]:
                 last.tool_calls.append(call)
             else:
                 messages.append(ChatMessage("assistant", "", tool_calls=[call]))
+        elif kind == "file_search_call":
+            # The thread remembers that a search ran; its excerpts served that turn only.
+            queries = ", ".join(item.get("queries") or [])
+            messages.append(ChatMessage("assistant", f"(searched the files for: {queries})"))
         elif kind == "function_call_output":
             messages.append(
                 ChatMessage("tool", str(item.get("output", "")), tool_call_id=item["call_id"])

@@ -16,6 +16,10 @@ from openai.types.responses import (
     ResponseCreatedEvent,
     ResponseError,
     ResponseFailedEvent,
+    ResponseFileSearchCallCompletedEvent,
+    ResponseFileSearchCallInProgressEvent,
+    ResponseFileSearchCallSearchingEvent,
+    ResponseFileSearchToolCall,
     ResponseFunctionCallArgumentsDeltaEvent,
     ResponseFunctionCallArgumentsDoneEvent,
     ResponseFunctionToolCall,
@@ -25,6 +29,7 @@ from openai.types.responses import (
     ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
     ResponseOutputText,
+    ResponseOutputTextAnnotationAddedEvent,
     ResponseQueuedEvent,
     ResponseStreamEvent,
     ResponseTextDoneEvent,
@@ -81,6 +86,7 @@ class ResponseEmitter:
         self._sequence = 0
         self._message: ResponseOutputMessage | None = None
         self._text: list[str] = []
+        self._annotations: list[dict[str, Any]] = []
 
     def _next(self) -> int:
         n = self._sequence
@@ -124,6 +130,7 @@ class ResponseEmitter:
         )
         self._message = message
         self._text = []
+        self._annotations = []
         output_index = len(self.response.output)
         self.response.output.append(message)
         return [
@@ -161,7 +168,9 @@ class ResponseEmitter:
         self._message = None
         text = "".join(self._text)
         output_index = len(self.response.output) - 1
-        part = ResponseOutputText(annotations=[], text=text, type="output_text", logprobs=[])
+        part = ResponseOutputText.model_validate(
+            {"annotations": self._annotations, "text": text, "type": "output_text", "logprobs": []}
+        )
         message.content = [part]
         message.status = status
         return [
@@ -189,6 +198,102 @@ class ResponseEmitter:
                 type="response.output_item.done",
             ),
         ]
+
+    def start_file_search(self, queries: list[str]) -> list[ResponseStreamEvent]:
+        assert self._message is None, "close the message first"
+        item = ResponseFileSearchToolCall(
+            id=ids.new_id("fs"),
+            queries=queries,
+            status="in_progress",
+            type="file_search_call",
+            results=None,
+        )
+        output_index = len(self.response.output)
+        self.response.output.append(item)
+        added = ResponseOutputItemAddedEvent(
+            item=self._copy(item),
+            output_index=output_index,
+            sequence_number=self._next(),
+            type="response.output_item.added",
+        )
+        item.status = "searching"
+        return [
+            added,
+            ResponseFileSearchCallInProgressEvent(
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.file_search_call.in_progress",
+            ),
+            ResponseFileSearchCallSearchingEvent(
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.file_search_call.searching",
+            ),
+        ]
+
+    def finish_file_search(
+        self, results: list[dict[str, Any]] | None, status: str = "completed"
+    ) -> list[ResponseStreamEvent]:
+        output_index = len(self.response.output) - 1
+        item = self.response.output[output_index]
+        assert isinstance(item, ResponseFileSearchToolCall)
+        item.status = status  # type: ignore[assignment]
+        item.results = (
+            [
+                ResponseFileSearchToolCall.model_validate(
+                    {
+                        "id": "x",
+                        "queries": [],
+                        "status": "completed",
+                        "type": "file_search_call",
+                        "results": [r],
+                    }
+                ).results[0]  # type: ignore[index]
+                for r in results
+            ]
+            if results is not None
+            else None
+        )
+        return [
+            ResponseFileSearchCallCompletedEvent(
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.file_search_call.completed",
+            ),
+            ResponseOutputItemDoneEvent(
+                item=self._copy(item),
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.done",
+            ),
+        ]
+
+    def annotate(self, annotations: list[dict[str, Any]]) -> list[ResponseStreamEvent]:
+        """Citations on the open message's text, sent before its text is done."""
+        message = self._message
+        assert message is not None, "no message is open"
+        self._annotations.extend(annotations)
+        start = len(self._annotations) - len(annotations)
+        return [
+            ResponseOutputTextAnnotationAddedEvent.model_validate(
+                {
+                    "annotation": a,
+                    "annotation_index": start + i,
+                    "content_index": 0,
+                    "item_id": message.id,
+                    "output_index": len(self.response.output) - 1,
+                    "sequence_number": self._next(),
+                    "type": "response.output_text.annotation.added",
+                }
+            )
+            for i, a in enumerate(annotations)
+        ]
+
+    def open_text(self) -> str:
+        return "".join(self._text)
 
     def function_call(
         self, call_id: str, name: str, arguments: str, item_id: str | None = None

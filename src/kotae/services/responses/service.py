@@ -6,6 +6,7 @@ Every path runs the same event stream (`_run`); a non-streamed response is that 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,11 +32,14 @@ from kotae.providers.inference.base import (
     ToolCallDelta,
 )
 from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
+from kotae.schemas.vector_stores import SearchVectorStore
 from kotae.services.models import ModelEntry, ModelRegistry
+from kotae.services.responses import file_search
 from kotae.services.responses.context import PromptContext, build_context
 from kotae.services.responses.convert import normalize_input
 from kotae.services.responses.events import ResponseEmitter, StreamEvent
 from kotae.services.responses.tools import ToolSetup, parse_tools
+from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
 
 # `include` values that only matter with tools this server does not run yet: accepted, no-ops.
@@ -78,8 +82,13 @@ class BackgroundRun:
 
 class ResponsesService:
     def __init__(
-        self, settings: Settings, registry: ModelRegistry, repo: ResponseRepository
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        repo: ResponseRepository,
+        vector_stores: VectorStoresService,
     ) -> None:
+        self._vector_stores = vector_stores
         self._settings = settings
         self._registry = registry
         self._repo = repo
@@ -91,6 +100,16 @@ class ResponsesService:
         """Everything that can reject a request, before any event is sent."""
         self._check_unsupported(req)
         tools = parse_tools(req.tools, req.tool_choice)
+        if tools.file_search is not None:
+            index = next(i for i, t in enumerate(req.tools or []) if t.get("type") == "file_search")
+            for store_id in tools.file_search.vector_store_ids:
+                # Another project's store is missing here, exactly like an unknown one.
+                await asyncio.to_thread(
+                    self._vector_stores.check_store,
+                    project_id,
+                    store_id,
+                    f"tools[{index}].vector_store_ids",
+                )
         entry = self._registry.resolve(req.model)
         backend = self._registry.backend(req.model)
         backend.check_capacity()
@@ -234,8 +253,43 @@ class ResponsesService:
             yield emitter.queued()
         yield emitter.in_progress()
         finished: Finished | None = None
+        request = self._chat_request(p)
+        spent = [0, 0, 0]  # input, output, cached tokens of turns before the answer
+        results: list[dict[str, Any]] | None = None
         try:
-            async for chunk in p.backend.stream(self._chat_request(p), cancel):
+            spec = p.tools.file_search
+            if spec is not None and p.tools.search_mode != "none":
+                queries, decided = await file_search.decide_queries(
+                    p.backend, request, p.tools.search_mode == "required", cancel
+                )
+                if decided is not None:
+                    spent = [decided.input_tokens, decided.output_tokens, decided.cached_tokens]
+                if queries:
+                    for event in emitter.start_file_search(queries):
+                        yield event
+                    _, found = await asyncio.to_thread(
+                        self._vector_stores.search,
+                        p.project_id,
+                        spec.vector_store_ids,
+                        SearchVectorStore.model_validate(
+                            {
+                                "query": queries,
+                                "max_num_results": spec.max_num_results,
+                                "filters": spec.filters,
+                                "ranking_options": spec.ranking_options,
+                            }
+                        ),
+                    )
+                    results = found
+                    shown = "file_search_call.results" in (p.request.include or [])
+                    for event in emitter.finish_file_search(
+                        file_search.item_results(found) if shown else None
+                    ):
+                        yield event
+                    request = dataclasses.replace(
+                        request, messages=file_search.grounded(request.messages, found)
+                    )
+            async for chunk in p.backend.stream(request, cancel):
                 if isinstance(chunk, TextDelta):
                     if not emitter.message_open:
                         for event in emitter.start_message():
@@ -258,22 +312,30 @@ class ResponsesService:
             return
         assert finished is not None
         truncated = finished.reason == "length"
-        if not emitter.message_open and not emitter.response.output:
+        if not emitter.message_open and not any(
+            o.type in ("message", "function_call") for o in emitter.response.output
+        ):
             for event in emitter.start_message():
+                yield event
+        if emitter.message_open and results:
+            for event in emitter.annotate(file_search.citations(results, emitter.open_text())):
                 yield event
         if emitter.message_open:
             for event in emitter.finish_message("incomplete" if truncated else "completed"):
                 yield event
         usage = ResponseUsage.model_validate(
             {
-                "input_tokens": finished.input_tokens,
+                "input_tokens": finished.input_tokens + spent[0],
                 "input_tokens_details": {
-                    "cached_tokens": finished.cached_tokens,
+                    "cached_tokens": finished.cached_tokens + spent[2],
                     "cache_write_tokens": 0,
                 },
-                "output_tokens": finished.output_tokens,
+                "output_tokens": finished.output_tokens + spent[1],
                 "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": finished.input_tokens + finished.output_tokens,
+                "total_tokens": finished.input_tokens
+                + finished.output_tokens
+                + spent[0]
+                + spent[1],
             }
         )
         if finished.reason == "cancelled":

@@ -15,18 +15,35 @@ EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass
+class FileSearchSpec:
+    vector_store_ids: list[str]
+    max_num_results: int
+    filters: dict[str, Any] | None
+    ranking_options: dict[str, Any] | None
+
+
+@dataclass
 class ToolSetup:
     functions: list[FunctionSpec]
     mode: ToolMode
     allowed: list[str] | None
     echo: list[dict[str, Any]]  # the tools as the response shows them
+    file_search: FileSearchSpec | None = None
+    search_mode: ToolMode = "none"
 
 
 def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup:
     functions: list[FunctionSpec] = []
     echo: list[dict[str, Any]] = []
+    file_search: FileSearchSpec | None = None
     for i, raw in enumerate(raw_tools or []):
         kind = raw.get("type")
+        if kind == "file_search":
+            if file_search is not None:
+                raise InvalidRequest("Only one file_search tool is allowed.", param=f"tools[{i}]")
+            file_search = _file_search(raw, i)
+            echo.append({"type": "file_search", **{k: v for k, v in raw.items() if k != "type"}})
+            continue
         if kind != "function":
             raise InvalidRequest(
                 f"Tool type '{kind}' is not supported by this server yet.",
@@ -56,8 +73,70 @@ def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> Tool
                 "strict": strict,
             }
         )
-    mode, allowed = _choice(raw_choice, [f.name for f in functions])
-    return ToolSetup(functions, mode, allowed, echo)
+    if isinstance(raw_choice, dict) and raw_choice.get("type") == "file_search":
+        if file_search is None:
+            raise InvalidRequest(
+                "tool_choice names file_search, which is not in tools.", param="tool_choice"
+            )
+        return ToolSetup(
+            functions, "auto" if functions else "none", None, echo, file_search, "required"
+        )
+    if isinstance(raw_choice, dict) and raw_choice.get("type") == "allowed_tools":
+        listed = raw_choice.get("tools") or []
+        searchable = any(t.get("type") == "file_search" for t in listed)
+        rest = {**raw_choice, "tools": [t for t in listed if t.get("type") != "file_search"]}
+        if searchable and not rest["tools"]:
+            if file_search is None:
+                raise InvalidRequest(
+                    "allowed_tools names file_search, which is not in tools.",
+                    param="tool_choice.tools",
+                )
+            mode = raw_choice.get("mode", "auto")
+            return ToolSetup(
+                functions,
+                "none",
+                None,
+                echo,
+                file_search,
+                "required" if mode == "required" else "auto",
+            )
+        mode, allowed = _choice(rest, [f.name for f in functions])
+        return ToolSetup(
+            functions,
+            mode,
+            allowed,
+            echo,
+            file_search if searchable else None,
+            "auto" if searchable else "none",
+        )
+    names = [f.name for f in functions]
+    if raw_choice == "required" and file_search is not None and not names:
+        return ToolSetup(functions, "none", None, echo, file_search, "required")
+    mode, allowed = _choice(raw_choice, names)
+    search_mode: ToolMode = "none"
+    if file_search is not None and mode != "none" and allowed is None:
+        search_mode = "auto"
+    return ToolSetup(functions, mode, allowed, echo, file_search, search_mode)
+
+
+def _file_search(raw: dict[str, Any], index: int) -> FileSearchSpec:
+    ids = raw.get("vector_store_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise InvalidRequest(
+            "file_search needs vector_store_ids.", param=f"tools[{index}].vector_store_ids"
+        )
+    allowed = {"type", "vector_store_ids", "max_num_results", "filters", "ranking_options"}
+    for key in raw:
+        if key not in allowed:
+            raise InvalidRequest(
+                f"Unknown parameter: 'tools[{index}].{key}'.", param=f"tools[{index}].{key}"
+            )
+    k = raw.get("max_num_results", 10)
+    if not isinstance(k, int) or not 1 <= k <= 50:
+        raise InvalidRequest(
+            "max_num_results must be between 1 and 50.", param=f"tools[{index}].max_num_results"
+        )
+    return FileSearchSpec(ids, k, raw.get("filters"), raw.get("ranking_options"))
 
 
 def _choice(raw: Any, names: list[str]) -> tuple[ToolMode, list[str] | None]:

@@ -170,6 +170,10 @@ class VectorStoresService:
             self._add_file(project_id, str(row["id"]), file_id, {}, chunking, None)
         return self._store_object(row)
 
+    def check_store(self, project_id: str, store_id: str, param: str) -> None:
+        if self._repo.get_store(project_id, store_id) is None:
+            raise NotFound(f"Vector store with id '{store_id}' not found.", param=param)
+
     def retrieve(self, project_id: str, store_id: str) -> VectorStore:
         return self._store_object(self._store_row(project_id, store_id))
 
