@@ -15,6 +15,7 @@ from kotae.api import errors
 from kotae.api.limits import BodyLimit
 from kotae.api.routes import (
     chat_completions,
+    embeddings,
     files,
     health,
     models,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         chat_completions.router,
         files.router,
         vector_stores.router,
+        embeddings.router,
         models.router,
         health.router,
     ):

@@ -10,6 +10,7 @@ from kotae.providers.blobs.local import LocalBlobStore
 from kotae.providers.embeddings.use import UseMultilingual
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
 from kotae.services.chat_completions import ChatCompletionsService
+from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
 from kotae.services.models import ModelRegistry
 from kotae.services.responses.service import ResponsesService
@@ -31,6 +32,7 @@ class Container:
     chat_completions: ChatCompletionsService
     files: FilesService
     vector_stores: VectorStoresService
+    embeddings: EmbeddingsService
     key_cache: KeyCache
 
     @classmethod
@@ -64,5 +66,6 @@ class Container:
             chat_completions=ChatCompletionsService(settings, models),
             files=files,
             vector_stores=vector_stores,
+            embeddings=EmbeddingsService(embedder),
             key_cache=KeyCache(settings.key_cache_seconds),
         )

@@ -27,11 +27,20 @@ async def list_models(container: ContainerDep, _: ProjectDep) -> dict[str, Any]:
             _model(alias, entry.created, f"kotae:alias-of:{entry.config.id}")
             for alias in entry.aliases
         )
+    embedder = container.embeddings.embedder.model_id
+    data.append(_model(embedder, 0, "kotae"))
+    data.extend(
+        _model(a, 0, f"kotae:alias-of:{embedder}") for a in container.embeddings.names()[1:]
+    )
     return {"object": "list", "data": data}
 
 
 @router.get("/{model_id:path}")
 async def retrieve_model(model_id: str, container: ContainerDep, _: ProjectDep) -> dict[str, Any]:
+    names = container.embeddings.names()
+    if model_id in names:
+        owner = "kotae" if model_id == names[0] else f"kotae:alias-of:{names[0]}"
+        return _model(model_id, 0, owner)
     entry = container.models.resolve(model_id)
     if model_id == entry.config.id:
         return _model(model_id, entry.created, "kotae")
