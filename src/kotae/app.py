@@ -20,6 +20,7 @@ from kotae.api.routes import (
     health,
     models,
     responses,
+    uploads,
     vector_stores,
 )
 from kotae.config import Settings
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         responses.router,
         chat_completions.router,
         files.router,
+        uploads.router,
         vector_stores.router,
         embeddings.router,
         models.router,

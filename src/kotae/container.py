@@ -14,6 +14,7 @@ from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
 from kotae.services.models import ModelRegistry
 from kotae.services.responses.service import ResponsesService
+from kotae.services.uploads import UploadsService
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.engine import make_engine, migrate, session_factory
 from kotae.storage.repositories.files import FileRepository
@@ -33,6 +34,7 @@ class Container:
     files: FilesService
     vector_stores: VectorStoresService
     embeddings: EmbeddingsService
+    uploads: UploadsService
     key_cache: KeyCache
 
     @classmethod
@@ -45,7 +47,8 @@ class Container:
         responses_repo = ResponseRepository(engine)
         models = ModelRegistry(settings)
         file_rows = FileRepository(engine)
-        files = FilesService(settings, file_rows, LocalBlobStore(settings.data_dir / "files"))
+        blobs = LocalBlobStore(settings.data_dir / "files")
+        files = FilesService(settings, file_rows, blobs)
         embedder = UseMultilingual()
         # Its own SQLite file: vec0 read through one driver while Python's sqlite3 writes the
         # same file gave intermittent "chunks iter error"s here.
@@ -67,5 +70,6 @@ class Container:
             files=files,
             vector_stores=vector_stores,
             embeddings=EmbeddingsService(embedder),
+            uploads=UploadsService(engine, blobs, files, settings.max_file_bytes),
             key_cache=KeyCache(settings.key_cache_seconds),
         )

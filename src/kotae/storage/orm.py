@@ -145,3 +145,21 @@ class VectorStoreChunk(Base):
     text: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_vs_chunks_store_file", "store_id", "file_id", "position"),)
+
+
+class Upload(Base):
+    """A large file arriving in parts (the Uploads API)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(1024))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    mime_type: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    file_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    parts: Mapped[dict[str, Any]] = mapped_column(JSON)  # part id -> size
