@@ -42,6 +42,15 @@ def count_tokens(text: str) -> int:
     return sum(1 for _ in _TOKEN.finditer(text))
 
 
+_HIRAGANA = re.compile(r"^[\u3040-\u309f]+$")
+
+
+def query_terms(text: str) -> list[str]:
+    """Terms worth searching for: all-hiragana bigrams (です, ます, して...) are grammar,
+    found in nearly every Japanese chunk, so they only add noise to a query."""
+    return [t for t in lexical_terms(text) if not _HIRAGANA.match(t)]
+
+
 def lexical_terms(text: str) -> list[str]:
     """Latin words lower-cased, and CJK runs as overlapping character bigrams: 'パスワード'
     -> パス スワ ワー ード, so a two-character Japanese word is found inside longer ones."""

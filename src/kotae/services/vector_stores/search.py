@@ -18,16 +18,26 @@ class Hit:
     score: float
 
 
+DENSE_WEIGHT, LEXICAL_WEIGHT = 1.0, 0.5
+
+
 def fuse(
-    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str = "hybrid"
+    dense: list[tuple[int, float]],
+    lexical: list[tuple[int, float]],
+    mode: str = "hybrid",
+    weights: tuple[float, float] = (DENSE_WEIGHT, LEXICAL_WEIGHT),
 ) -> list[Hit]:
-    """Reciprocal-rank fusion, scaled so a chunk first in both lists scores 1.0."""
-    lists = {"dense": [dense], "lexical": [lexical]}.get(mode, [dense, lexical])
+    """Weighted reciprocal-rank fusion, scaled so a chunk first in both lists scores 1.0.
+    Dense counts more by default: it alone matches across languages (a Japanese question,
+    an English document), where words cannot."""
+    w_dense, w_lexical = {"dense": (1.0, 0.0), "lexical": (0.0, 1.0)}.get(mode, weights)
     scores: dict[int, float] = {}
-    for ranked in lists:
+    for weight, ranked in ((w_dense, dense), (w_lexical, lexical)):
+        if weight <= 0:
+            continue
         for rank, (chunk_id, _) in enumerate(ranked):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-    best = len(lists) / (RRF_K + 1)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (RRF_K + rank + 1)
+    best = (w_dense + w_lexical) / (RRF_K + 1) or 1.0
     return sorted((Hit(c, s / best) for c, s in scores.items()), key=lambda h: -h.score)
 
 

@@ -27,9 +27,16 @@ from kotae.services.vector_stores.chunking import (
     AUTO_OVERLAP,
     chunk_text,
     lexical_terms,
+    query_terms,
 )
 from kotae.services.vector_stores.extract import InvalidFile, UnsupportedFile, extract_text
-from kotae.services.vector_stores.search import check_filter, fuse, matches
+from kotae.services.vector_stores.search import (
+    DENSE_WEIGHT,
+    LEXICAL_WEIGHT,
+    check_filter,
+    fuse,
+    matches,
+)
 from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.vector_stores import VectorStoreRepository, cursor_page
 
@@ -384,11 +391,18 @@ class VectorStoresService:
         lexical: list[tuple[int, float]] = []
         for q, vector in zip(queries, vectors, strict=True):
             dense.extend(self._index.dense(store_ids, vector, wide))
-            lexical.extend(self._index.lexical(store_ids, lexical_terms(q), wide))
+            lexical.extend(self._index.lexical(store_ids, query_terms(q), wide))
         dense.sort(key=lambda h: -h[1])
         lexical.sort(key=lambda h: -h[1])
         ranking = req.ranking_options
-        hits = fuse(dense, lexical)
+        weights = (DENSE_WEIGHT, LEXICAL_WEIGHT)
+        hybrid = ranking.hybrid_search if ranking else None
+        if hybrid:
+            weights = (
+                float(hybrid.get("embedding_weight", DENSE_WEIGHT)),
+                float(hybrid.get("text_weight", LEXICAL_WEIGHT)),
+            )
+        hits = fuse(dense, lexical, weights=weights)
         chunks = self._repo.chunks([h.chunk_id for h in hits])
         threshold = ranking.score_threshold if ranking and ranking.score_threshold else 0.0
         file_rows: dict[tuple[str, str], dict[str, Any] | None] = {}
