@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         default=512 * 1024 * 1024, description="Largest file upload (413 beyond)."
     )
+    file_search_wait_seconds: float = Field(
+        default=30.0,
+        description="How long file_search waits for files still being ingested.",
+    )
     max_output_tokens_default: int = Field(
         default=1024, description="Output token cap when a request sends no max_output_tokens."
     )

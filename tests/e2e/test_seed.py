@@ -103,3 +103,55 @@ def test_seed_steps_1_and_5(tmp_path: Path) -> None:
         assert thread.count("A: ") == 2 and "PREV True" in thread
     finally:
         srv.stop()
+
+
+STEP2 = """
+from dotenv import load_dotenv
+import os
+import openai
+
+load_dotenv()
+openai.api_key = os.getenv("OPENAI_API_KEY")
+
+file_path = "company_faq.pdf"
+with open(file_path, "rb") as f:
+    file_data = f.read()
+
+upload_response = openai.files.create(file=file_data, purpose="assistants")
+file_id = upload_response.id
+print(f"Uploaded file ID: {file_id}")
+
+vector_store = openai.vector_stores.create(name="knowledge_base")
+vector_store_id = vector_store.id
+print(f"Vector store ID: {vector_store_id}")
+
+openai.vector_stores.files.create(vector_store_id=vector_store_id, file_id=file_id)
+print("File added to vector store.")
+
+query = "社内向けドキュメントのパスワード再設定手順は？"
+response = openai.responses.create(
+    model="gpt-4o",
+    input=query,
+    tools=[{"type": "file_search", "vector_store_ids": [vector_store_id]}]
+)
+print(response.output_text)
+print("TYPES", [o.type for o in response.output])
+print("CITED", [a.file_id for a in response.output[-1].content[0].annotations] == [file_id])
+"""
+
+
+def test_seed_step_2(tmp_path: Path) -> None:
+    from tests.api.test_vector_stores import japanese_pdf
+
+    srv = Server(tmp_path / "data")
+    try:
+        env_file = "\n".join(
+            line for line in srv.first_start_output().splitlines() if line.startswith("OPENAI_")
+        )
+        (tmp_path / "user").mkdir()
+        (tmp_path / "user" / "company_faq.pdf").write_bytes(japanese_pdf())
+        out = run_script(tmp_path, env_file, STEP2)
+        assert "TYPES ['file_search_call', 'message']" in out
+        assert "CITED True" in out
+    finally:
+        srv.stop()

@@ -267,6 +267,9 @@ class ResponsesService:
                 if queries:
                     for event in emitter.start_file_search(queries):
                         yield event
+                    await self._vector_stores.wait_ingested(
+                        spec.vector_store_ids, self._settings.file_search_wait_seconds
+                    )
                     _, found = await asyncio.to_thread(
                         self._vector_stores.search,
                         p.project_id,

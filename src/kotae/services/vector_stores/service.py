@@ -177,6 +177,16 @@ class VectorStoresService:
             self._add_file(project_id, str(row["id"]), file_id, {}, chunking, None)
         return self._store_object(row)
 
+    async def wait_ingested(self, store_ids: list[str], timeout: float) -> None:
+        """Waits (up to `timeout`) for files still being ingested, so a question asked right
+        after adding a file, as tutorials do, sees it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            counts = [(await asyncio.to_thread(self._repo.stats, s))[0] for s in store_ids]
+            if not any(c.get("in_progress") for c in counts):
+                return
+            await asyncio.sleep(0.1)
+
     def check_store(self, project_id: str, store_id: str, param: str) -> None:
         if self._repo.get_store(project_id, store_id) is None:
             raise NotFound(f"Vector store with id '{store_id}' not found.", param=param)
