@@ -122,6 +122,23 @@ class Settings(BaseSettings):
         description="How long a verified API key is trusted before the database is asked "
         "again (a revoked key stops working after at most this long).",
     )
+    web_search_provider: Literal["none", "searxng", "brave"] = Field(
+        default="none",
+        description="Engine behind the web_search tools: searxng (self-hosted) or brave.",
+    )
+    searxng_url: str | None = Field(default=None, description="SearXNG base URL.")
+    brave_api_key: str | None = Field(default=None, description="Brave Search API key.")
+    brave_url: str = Field(
+        default="https://api.search.brave.com/res/v1/web/search",
+        description="Brave Search endpoint (a proxy or mirror).",
+    )
+    fetch_allow_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts or CIDRs the server may fetch from even though they "
+        "are private or loopback (the SSRF guard refuses those by default).",
+    )
+    fetch_timeout_seconds: float = Field(default=10.0, description="Per page fetched.")
+    fetch_max_bytes: int = Field(default=5 * 1024 * 1024, description="Per page fetched.")
     hf_endpoint: str | None = Field(
         default=None, description="Hugging Face Hub URL for `kotae models pull` (a mirror)."
     )

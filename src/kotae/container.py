@@ -6,9 +6,14 @@ from dataclasses import dataclass
 
 from kotae.api.deps_cache import KeyCache
 from kotae.config import Settings
+from kotae.net.fetch import Fetcher
+from kotae.net.guard import FetchGuard
 from kotae.providers.blobs.local import LocalBlobStore
 from kotae.providers.embeddings.use import UseMultilingual
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
+from kotae.providers.web_search.base import WebSearchProvider
+from kotae.providers.web_search.brave import BraveProvider
+from kotae.providers.web_search.searxng import SearxngProvider
 from kotae.services.chat_completions import ChatCompletionsService
 from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
@@ -21,6 +26,16 @@ from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.projects import ProjectRepository
 from kotae.storage.repositories.responses import ResponseRepository
 from kotae.storage.repositories.vector_stores import VectorStoreRepository
+
+
+def web_provider(settings: Settings) -> WebSearchProvider | None:
+    if settings.web_search_provider == "searxng" and settings.searxng_url:
+        return SearxngProvider(settings.searxng_url, settings.fetch_timeout_seconds)
+    if settings.web_search_provider == "brave" and settings.brave_api_key:
+        return BraveProvider(
+            settings.brave_api_key, settings.brave_url, settings.fetch_timeout_seconds
+        )
+    return None
 
 
 @dataclass
@@ -60,12 +75,19 @@ class Container:
             embedder,
             SqliteVecIndex(index_path, embedder.dimensions),
         )
+        fetcher = Fetcher(
+            FetchGuard(settings.fetch_allow_hosts.split(",")),
+            timeout=settings.fetch_timeout_seconds,
+            max_bytes=settings.fetch_max_bytes,
+        )
         return cls(
             settings=settings,
             projects=projects,
             responses_repo=responses_repo,
             models=models,
-            responses=ResponsesService(settings, models, responses_repo, vector_stores),
+            responses=ResponsesService(
+                settings, models, responses_repo, vector_stores, web_provider(settings), fetcher
+            ),
             chat_completions=ChatCompletionsService(settings, models),
             files=files,
             vector_stores=vector_stores,

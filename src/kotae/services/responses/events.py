@@ -23,6 +23,7 @@ from openai.types.responses import (
     ResponseFunctionCallArgumentsDeltaEvent,
     ResponseFunctionCallArgumentsDoneEvent,
     ResponseFunctionToolCall,
+    ResponseFunctionWebSearch,
     ResponseIncompleteEvent,
     ResponseInProgressEvent,
     ResponseOutputItemAddedEvent,
@@ -34,6 +35,9 @@ from openai.types.responses import (
     ResponseStreamEvent,
     ResponseTextDoneEvent,
     ResponseUsage,
+    ResponseWebSearchCallCompletedEvent,
+    ResponseWebSearchCallInProgressEvent,
+    ResponseWebSearchCallSearchingEvent,
 )
 from openai.types.responses.response import IncompleteDetails
 from pydantic import BaseModel
@@ -199,10 +203,12 @@ class ResponseEmitter:
             ),
         ]
 
-    def start_file_search(self, queries: list[str]) -> list[ResponseStreamEvent]:
+    def start_file_search(
+        self, queries: list[str], item_id: str | None = None
+    ) -> list[ResponseStreamEvent]:
         assert self._message is None, "close the message first"
         item = ResponseFileSearchToolCall(
-            id=ids.new_id("fs"),
+            id=item_id or ids.new_id("fs"),
             queries=queries,
             status="in_progress",
             type="file_search_call",
@@ -265,6 +271,73 @@ class ResponseEmitter:
             ),
             ResponseOutputItemDoneEvent(
                 item=self._copy(item),
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.done",
+            ),
+        ]
+
+    def start_web_search(self, query: str, item_id: str | None = None) -> list[ResponseStreamEvent]:
+        assert self._message is None, "close the message first"
+        item = ResponseFunctionWebSearch.model_validate(
+            {
+                "id": item_id or ids.new_id("ws"),
+                "type": "web_search_call",
+                "status": "in_progress",
+                "action": {"type": "search", "query": query},
+            }
+        )
+        output_index = len(self.response.output)
+        self.response.output.append(item)
+        added = ResponseOutputItemAddedEvent(
+            item=self._copy(item),
+            output_index=output_index,
+            sequence_number=self._next(),
+            type="response.output_item.added",
+        )
+        item.status = "searching"
+        return [
+            added,
+            ResponseWebSearchCallInProgressEvent(
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.web_search_call.in_progress",
+            ),
+            ResponseWebSearchCallSearchingEvent(
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.web_search_call.searching",
+            ),
+        ]
+
+    def finish_web_search(self, sources: list[str] | None) -> list[ResponseStreamEvent]:
+        output_index = len(self.response.output) - 1
+        item = self.response.output[output_index]
+        assert isinstance(item, ResponseFunctionWebSearch)
+        query = getattr(item.action, "query", None)
+        action: dict[str, Any] = {"type": "search", "query": query, "queries": [query]}
+        if sources is not None:
+            action["sources"] = [{"type": "url", "url": u} for u in sources]
+        updated = ResponseFunctionWebSearch.model_validate(
+            {
+                "id": item.id,
+                "type": "web_search_call",
+                "status": "completed",
+                "action": action,
+            }
+        )
+        self.response.output[output_index] = updated
+        return [
+            ResponseWebSearchCallCompletedEvent(
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.web_search_call.completed",
+            ),
+            ResponseOutputItemDoneEvent(
+                item=self._copy(updated),
                 output_index=output_index,
                 sequence_number=self._next(),
                 type="response.output_item.done",

@@ -38,13 +38,17 @@ def last_user_text(messages: list[ChatMessage]) -> str:
 
 
 async def decide_queries(
-    backend: ChatBackend, base: ChatRequest, forced: bool, cancel: CancelToken
+    backend: ChatBackend,
+    base: ChatRequest,
+    forced: bool,
+    cancel: CancelToken,
+    search: FunctionSpec = SEARCH,
 ) -> tuple[list[str], Finished | None]:
     """The queries to search, or none. The choice is a required call of one of two
     functions, so a small model's answer is always one of them and well-formed."""
     request = dataclasses.replace(
         base,
-        tools=[SEARCH] if forced else [SEARCH, NO_SEARCH],
+        tools=[search] if forced else [search, NO_SEARCH],
         tool_mode="required",
         allowed_tools=None,
         parallel_tool_calls=False,
@@ -67,7 +71,7 @@ async def decide_queries(
     if call is None:
         # An engine that cannot call tools: search with the question itself.
         return ([question] if question else []), finished
-    if call.name != SEARCH.name:
+    if call.name != search.name:
         return [], finished
     try:
         query = str(json.loads(call.arguments).get("query") or "").strip()

@@ -23,6 +23,7 @@ from openai.types.responses import (
 from kotae import ids
 from kotae.config import Settings
 from kotae.errors import InvalidRequest, KotaeError, NotFound
+from kotae.net.fetch import Fetcher
 from kotae.providers.inference.base import (
     CancelToken,
     ChatBackend,
@@ -31,14 +32,15 @@ from kotae.providers.inference.base import (
     TextDelta,
     ToolCallDelta,
 )
+from kotae.providers.web_search.base import WebSearchProvider
 from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
 from kotae.schemas.vector_stores import SearchVectorStore
 from kotae.services.models import ModelEntry, ModelRegistry
-from kotae.services.responses import file_search
+from kotae.services.responses import file_search, web_search
 from kotae.services.responses.context import PromptContext, build_context
 from kotae.services.responses.convert import normalize_input
 from kotae.services.responses.events import ResponseEmitter, StreamEvent
-from kotae.services.responses.tools import ToolSetup, parse_tools
+from kotae.services.responses.tools import WEB_TYPES, ToolSetup, parse_tools
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
 
@@ -87,8 +89,12 @@ class ResponsesService:
         registry: ModelRegistry,
         repo: ResponseRepository,
         vector_stores: VectorStoresService,
+        web_provider: WebSearchProvider | None = None,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self._vector_stores = vector_stores
+        self._web = web_provider
+        self._fetcher = fetcher
         self._settings = settings
         self._registry = registry
         self._repo = repo
@@ -100,6 +106,13 @@ class ResponsesService:
         """Everything that can reject a request, before any event is sent."""
         self._check_unsupported(req)
         tools = parse_tools(req.tools, req.tool_choice)
+        if tools.web_search is not None and (self._web is None or self._fetcher is None):
+            index = next(i for i, t in enumerate(req.tools or []) if t.get("type") in WEB_TYPES)
+            raise InvalidRequest(
+                "Web search needs a search engine: set KOTAE_WEB_SEARCH_PROVIDER=searxng with "
+                "KOTAE_SEARXNG_URL=http://your-searxng:8080, or =brave with KOTAE_BRAVE_API_KEY.",
+                param=f"tools[{index}].type",
+            )
         if tools.file_search is not None:
             index = next(i for i, t in enumerate(req.tools or []) if t.get("type") == "file_search")
             for store_id in tools.file_search.vector_store_ids:
@@ -203,7 +216,7 @@ class ResponsesService:
                 "parallel_tool_calls": True
                 if req.parallel_tool_calls is None
                 else req.parallel_tool_calls,
-                "tool_choice": req.tool_choice or "auto",
+                "tool_choice": _echo_choice(req.tool_choice),
                 "tools": tools.echo,
                 "text": {
                     "format": text_format,
@@ -256,14 +269,52 @@ class ResponsesService:
         request = self._chat_request(p)
         spent = [0, 0, 0]  # input, output, cached tokens of turns before the answer
         results: list[dict[str, Any]] | None = None
+        sources: list[web_search.Source] | None = None
         try:
+            web = p.tools.web_search
+            if web is not None and p.tools.web_mode != "none":
+                assert self._web is not None and self._fetcher is not None
+                queries, decided = await file_search.decide_queries(
+                    p.backend,
+                    request,
+                    p.tools.web_mode == "required",
+                    cancel,
+                    web_search.SEARCH_WEB,
+                )
+                if decided is not None:
+                    spent = [decided.input_tokens, decided.output_tokens, decided.cached_tokens]
+                if queries:
+                    # The user's own words: a small model's query is often beside the point.
+                    query = queries[-1]
+                    for event in emitter.start_web_search(query):
+                        yield event
+                    sources = await web_search.run(
+                        self._web,
+                        self._fetcher,
+                        query,
+                        context_size=web.context_size,
+                        allowed_domains=web.allowed_domains,
+                        language=None,
+                    )
+                    shown = "web_search_call.action.sources" in (p.request.include or [])
+                    for event in emitter.finish_web_search(
+                        [s.url for s in sources] if shown else None
+                    ):
+                        yield event
+                    request = dataclasses.replace(
+                        request, messages=web_search.grounded(request.messages, sources)
+                    )
             spec = p.tools.file_search
             if spec is not None and p.tools.search_mode != "none":
                 queries, decided = await file_search.decide_queries(
                     p.backend, request, p.tools.search_mode == "required", cancel
                 )
                 if decided is not None:
-                    spent = [decided.input_tokens, decided.output_tokens, decided.cached_tokens]
+                    spent = [
+                        spent[0] + decided.input_tokens,
+                        spent[1] + decided.output_tokens,
+                        spent[2] + decided.cached_tokens,
+                    ]
                 if queries:
                     for event in emitter.start_file_search(queries):
                         yield event
@@ -320,8 +371,11 @@ class ResponsesService:
         ):
             for event in emitter.start_message():
                 yield event
-        if emitter.message_open and results:
-            for event in emitter.annotate(file_search.citations(results, emitter.open_text())):
+        if emitter.message_open and (results or sources):
+            text = emitter.open_text()
+            notes = file_search.citations(results or [], text)
+            notes += web_search.citations(sources or [], text)
+            for event in emitter.annotate(notes):
                 yield event
         if emitter.message_open:
             for event in emitter.finish_message("incomplete" if truncated else "completed"):
@@ -514,6 +568,25 @@ def replay_events(response: Response) -> list[StreamEvent]:
     emitter = ResponseEmitter(start)
     events: list[StreamEvent] = [emitter.created(), emitter.in_progress()]
     for item in response.output:
+        if item.type == "web_search_call":
+            events.extend(
+                emitter.start_web_search(getattr(item.action, "query", None) or "", item.id)
+            )
+            sources = getattr(item.action, "sources", None)
+            events.extend(
+                emitter.finish_web_search([s.url for s in sources] if sources is not None else None)
+            )
+            emitter.response.output[-1] = item
+            continue
+        if item.type == "file_search_call":
+            events.extend(emitter.start_file_search(list(item.queries), item.id))
+            events.extend(
+                emitter.finish_file_search(
+                    [r.model_dump() for r in item.results] if item.results is not None else None
+                )
+            )
+            emitter.response.output[-1] = item
+            continue
         if item.type == "function_call":
             events.extend(emitter.function_call(item.call_id, item.name, item.arguments, item.id))
             continue
@@ -542,3 +615,10 @@ def replay_events(response: Response) -> list[StreamEvent]:
     elif response.status == "completed":
         events.append(emitter.completed(usage))
     return events
+
+
+def _echo_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any]:
+    # The SDK's response types know web search choices only by their preview names.
+    if isinstance(choice, dict) and choice.get("type") in ("web_search", "web_search_2025_08_26"):
+        return {"type": "web_search_preview"}
+    return choice or "auto"

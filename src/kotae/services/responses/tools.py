@@ -22,6 +22,21 @@ class FileSearchSpec:
     ranking_options: dict[str, Any] | None
 
 
+WEB_TYPES = {
+    "web_search",
+    "web_search_2025_08_26",
+    "web_search_preview",
+    "web_search_preview_2025_03_11",
+}
+
+
+@dataclass
+class WebSearchSpec:
+    context_size: str
+    allowed_domains: list[str] | None
+    country: str | None
+
+
 @dataclass
 class ToolSetup:
     functions: list[FunctionSpec]
@@ -30,14 +45,76 @@ class ToolSetup:
     echo: list[dict[str, Any]]  # the tools as the response shows them
     file_search: FileSearchSpec | None = None
     search_mode: ToolMode = "none"
+    web_search: WebSearchSpec | None = None
+    web_mode: ToolMode = "none"
 
 
 def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup:
+    web: WebSearchSpec | None = None
+    rest: list[dict[str, Any]] = []
+    for i, raw in enumerate(raw_tools or []):
+        if raw.get("type") in WEB_TYPES:
+            if web is not None:
+                raise InvalidRequest("Only one web search tool is allowed.", param=f"tools[{i}]")
+            web = _web_search(raw, i)
+        rest.append(raw)
+    choice = raw_choice
+    web_mode: ToolMode = "none"
+    if web is not None:
+        web_mode = "auto"
+        if isinstance(raw_choice, dict) and raw_choice.get("type") in WEB_TYPES:
+            web_mode, choice = "required", "none"
+        elif raw_choice == "none":
+            web_mode = "none"
+        elif raw_choice == "required":
+            others = [t for t in rest if t.get("type") not in WEB_TYPES]
+            web_mode = "required" if not others else "auto"
+            choice = "none" if not others else raw_choice
+        elif isinstance(raw_choice, dict):
+            web_mode = "none"
+    setup = _parse(rest, choice)
+    setup.web_search, setup.web_mode = web, web_mode
+    if web is not None:
+        setup.echo = [e for e in setup.echo if e.get("type") not in WEB_TYPES]
+        for raw in raw_tools or []:
+            if raw.get("type") in WEB_TYPES:
+                setup.echo.append(dict(raw))
+    return setup
+
+
+def _web_search(raw: dict[str, Any], index: int) -> WebSearchSpec:
+    allowed = {
+        "type",
+        "search_context_size",
+        "user_location",
+        "filters",
+        "search_content_types",
+        "external_web_access",
+    }
+    for key in raw:
+        if key not in allowed:
+            raise InvalidRequest(
+                f"Unknown parameter: 'tools[{index}].{key}'.", param=f"tools[{index}].{key}"
+            )
+    size = raw.get("search_context_size") or "medium"
+    if size not in ("low", "medium", "high"):
+        raise InvalidRequest(
+            "search_context_size must be low, medium or high.",
+            param=f"tools[{index}].search_context_size",
+        )
+    domains = (raw.get("filters") or {}).get("allowed_domains")
+    country = (raw.get("user_location") or {}).get("country")
+    return WebSearchSpec(size, list(domains) if domains else None, country)
+
+
+def _parse(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup:
     functions: list[FunctionSpec] = []
     echo: list[dict[str, Any]] = []
     file_search: FileSearchSpec | None = None
     for i, raw in enumerate(raw_tools or []):
         kind = raw.get("type")
+        if kind in WEB_TYPES:
+            continue
         if kind == "file_search":
             if file_search is not None:
                 raise InvalidRequest("Only one file_search tool is allowed.", param=f"tools[{i}]")

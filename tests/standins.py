@@ -1,0 +1,76 @@
+"""Loopback stand-ins for services at the edge of the internet, speaking their protocols."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+class SearxngStandIn:
+    """SearXNG's `/search?format=json`, plus the pages its results point at (and redirects,
+    for the SSRF tests)."""
+
+    def __init__(self, pages: dict[str, tuple[str, str]], host: str = "127.0.0.1") -> None:
+        self.pages = pages  # path -> (title, html)
+        self.queries: list[str] = []
+        self.fetched: list[str] = []
+        self.redirects: dict[str, str] = {}
+        self.down = False
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                if url.path == "/search":
+                    if stand_in.down:
+                        self._send(503, b"down", "text/plain")
+                        return
+                    query = parse_qs(url.query).get("q", [""])[0]
+                    stand_in.queries.append(query)
+                    results = [
+                        {
+                            "url": f"{stand_in.url}{path}",
+                            "title": title,
+                            "content": html[:80],
+                            "engine": "stand-in",
+                        }
+                        for path, (title, html) in stand_in.pages.items()
+                    ]
+                    self._send(
+                        200,
+                        json.dumps({"query": query, "results": results}).encode(),
+                        "application/json",
+                    )
+                    return
+                stand_in.fetched.append(url.path)
+                if url.path in stand_in.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", stand_in.redirects[url.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                page = stand_in.pages.get(url.path)
+                if page is None:
+                    self._send(404, b"not found", "text/plain")
+                    return
+                self._send(200, page[1].encode(), "text/html; charset=utf-8")
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
