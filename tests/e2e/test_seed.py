@@ -155,3 +155,50 @@ def test_seed_step_2(tmp_path: Path) -> None:
         assert "CITED True" in out
     finally:
         srv.stop()
+
+
+STEP3 = """
+from dotenv import load_dotenv
+import os
+import openai
+
+load_dotenv()
+openai.api_key = os.getenv("OPENAI_API_KEY")
+
+query = "今日のAI業界の重要なニュースを3つ教えてください。"
+
+response = openai.responses.create(
+    model="gpt-4o",
+    input=query,
+    tools=[{"type": "web_search_preview"}],
+    tool_choice="required"
+)
+
+print("AIの回答:")
+print(response.output_text)
+print("TYPES", [o.type for o in response.output])
+print("URLS", sorted({a.url for a in response.output[-1].content[0].annotations}))
+"""
+
+
+def test_seed_step_3(tmp_path: Path) -> None:
+    from tests.api.test_web_search import NEWS
+    from tests.standins import SearxngStandIn
+
+    stand_in = SearxngStandIn(NEWS)
+    srv = Server(
+        tmp_path / "data",
+        KOTAE_WEB_SEARCH_PROVIDER="searxng",
+        KOTAE_SEARXNG_URL=stand_in.url,
+        KOTAE_FETCH_ALLOW_HOSTS="127.0.0.1",
+    )
+    try:
+        env_file = "\n".join(
+            line for line in srv.first_start_output().splitlines() if line.startswith("OPENAI_")
+        )
+        out = run_script(tmp_path, env_file, STEP3)
+        assert "TYPES ['web_search_call', 'message']" in out
+        assert f"URLS ['{stand_in.url}/ai/1', '{stand_in.url}/ai/2']" in out
+    finally:
+        srv.stop()
+        stand_in.close()
