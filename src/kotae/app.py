@@ -15,6 +15,7 @@ from kotae.api import errors
 from kotae.api.limits import BodyLimit
 from kotae.api.routes import (
     chat_completions,
+    conversations,
     embeddings,
     files,
     health,
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         uploads.router,
         vector_stores.router,
         embeddings.router,
+        conversations.router,
         models.router,
         health.router,
     ):

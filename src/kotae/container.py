@@ -15,6 +15,7 @@ from kotae.providers.web_search.base import WebSearchProvider
 from kotae.providers.web_search.brave import BraveProvider
 from kotae.providers.web_search.searxng import SearxngProvider
 from kotae.services.chat_completions import ChatCompletionsService
+from kotae.services.conversations import ConversationsService
 from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
 from kotae.services.models import ModelRegistry
@@ -50,6 +51,7 @@ class Container:
     vector_stores: VectorStoresService
     embeddings: EmbeddingsService
     uploads: UploadsService
+    conversations: ConversationsService
     key_cache: KeyCache
 
     @classmethod
@@ -80,18 +82,26 @@ class Container:
             timeout=settings.fetch_timeout_seconds,
             max_bytes=settings.fetch_max_bytes,
         )
+        conversations = ConversationsService(engine)
         return cls(
             settings=settings,
             projects=projects,
             responses_repo=responses_repo,
             models=models,
             responses=ResponsesService(
-                settings, models, responses_repo, vector_stores, web_provider(settings), fetcher
+                settings,
+                models,
+                responses_repo,
+                vector_stores,
+                web_provider(settings),
+                fetcher,
+                conversations,
             ),
             chat_completions=ChatCompletionsService(settings, models),
             files=files,
             vector_stores=vector_stores,
             embeddings=EmbeddingsService(embedder),
             uploads=UploadsService(engine, blobs, files, settings.max_file_bytes),
+            conversations=conversations,
             key_cache=KeyCache(settings.key_cache_seconds),
         )

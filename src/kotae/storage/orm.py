@@ -163,3 +163,23 @@ class Upload(Base):
     status: Mapped[str] = mapped_column(String(16))
     file_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     parts: Mapped[dict[str, Any]] = mapped_column(JSON)  # part id -> size
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+
+
+class ConversationItem(Base):
+    __tablename__ = "conversation_items"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_conversation_items_conv", "conversation_id", "pk"),)

@@ -26,7 +26,9 @@ _ROLES: dict[str, Role] = {
 }
 
 
-def normalize_input(raw: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def normalize_input(
+    raw: str | list[dict[str, Any]] | None, param: str = "input"
+) -> list[dict[str, Any]]:
     """The request's `input` as stored items (OpenAI's input-item shapes, each with an id)."""
     if raw is None:
         return []
@@ -38,7 +40,7 @@ def normalize_input(raw: str | list[dict[str, Any]] | None) -> list[dict[str, An
         model = _INPUT_TYPES.get(kind)
         if model is None:
             raise InvalidRequest(
-                f"Input items of type '{kind}' are not supported yet.", param=f"input[{i}].type"
+                f"Input items of type '{kind}' are not supported yet.", param=f"{param}[{i}].type"
             )
         try:
             item = model.model_validate(raw_item)
@@ -46,7 +48,7 @@ def normalize_input(raw: str | list[dict[str, Any]] | None) -> list[dict[str, An
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             raise InvalidRequest(
-                f"Invalid input item: {err['msg']}", param=f"input[{i}].{where}".rstrip(".")
+                f"Invalid input item: {err['msg']}", param=f"{param}[{i}].{where}".rstrip(".")
             ) from exc
         if isinstance(item, MessageItem):
             items.append(_from_message(item, i))

@@ -19,6 +19,7 @@ from openai.types.responses import (
     ResponseIncompleteEvent,
     ResponseUsage,
 )
+from openai.types.responses.response import Conversation as ResponseConversation
 
 from kotae import ids
 from kotae.config import Settings
@@ -35,6 +36,7 @@ from kotae.providers.inference.base import (
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
 from kotae.schemas.vector_stores import SearchVectorStore
+from kotae.services.conversations import ConversationsService
 from kotae.services.models import ModelEntry, ModelRegistry
 from kotae.services.responses import file_search, web_search
 from kotae.services.responses.context import PromptContext, build_context
@@ -91,7 +93,9 @@ class ResponsesService:
         vector_stores: VectorStoresService,
         web_provider: WebSearchProvider | None = None,
         fetcher: Fetcher | None = None,
+        conversations: ConversationsService | None = None,
     ) -> None:
+        self._conversations = conversations
         self._vector_stores = vector_stores
         self._web = web_provider
         self._fetcher = fetcher
@@ -138,6 +142,12 @@ class ResponsesService:
             for turn in turns:
                 history.extend(turn.input_items)
                 history.extend(turn.output_items)
+        conversation_id = _conversation_id(req.conversation)
+        if conversation_id is not None:
+            assert self._conversations is not None
+            history = await asyncio.to_thread(
+                self._conversations.items, project_id, conversation_id, "conversation"
+            )
         new_items = normalize_input(req.input)
         if not new_items and not history:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
@@ -150,7 +160,7 @@ class ResponsesService:
             max_output_tokens=max_out,
             truncation=req.truncation or "disabled",
         )
-        return Prepared(
+        prepared = Prepared(
             project_id,
             req,
             tools,
@@ -160,6 +170,9 @@ class ResponsesService:
             new_items,
             self._new_response(req, entry, tools),
         )
+        if conversation_id is not None:
+            prepared.response.conversation = ResponseConversation(id=conversation_id)
+        return prepared
 
     def _check_unsupported(self, req: CreateResponse) -> None:
         for i, value in enumerate(req.include or []):
@@ -169,8 +182,11 @@ class ResponsesService:
                 )
         if req.top_logprobs:
             raise InvalidRequest("top_logprobs is not supported yet.", param="top_logprobs")
-        if req.conversation is not None:
-            raise InvalidRequest("Conversations are not supported yet.", param="conversation")
+        if req.conversation is not None and req.previous_response_id:
+            raise InvalidRequest(
+                "Use either conversation or previous_response_id, not both.",
+                param="conversation",
+            )
         if req.prompt is not None:
             raise InvalidRequest("Prompt templates are not supported.", param="prompt")
         for name in ("context_management", "moderation", "image", "access_programs"):
@@ -411,6 +427,13 @@ class ResponsesService:
         yield terminal
 
     async def _persist(self, p: Prepared, response: Response, background: bool) -> None:
+        conversation = response.conversation
+        if conversation is not None and response.status != "failed":
+            assert self._conversations is not None
+            outputs = [o.model_dump(mode="json", exclude_none=True) for o in response.output]
+            await asyncio.to_thread(
+                self._conversations.append, conversation.id, p.new_items + outputs
+            )
         if not p.request.store:
             return
         body = response.model_dump(mode="json", exclude_unset=True)
@@ -622,3 +645,14 @@ def _echo_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any]:
     if isinstance(choice, dict) and choice.get("type") in ("web_search", "web_search_2025_08_26"):
         return {"type": "web_search_preview"}
     return choice or "auto"
+
+
+def _conversation_id(conversation: str | dict[str, Any] | None) -> str | None:
+    if conversation is None:
+        return None
+    if isinstance(conversation, str):
+        return conversation
+    value = conversation.get("id")
+    if not isinstance(value, str):
+        raise InvalidRequest("conversation needs an id.", param="conversation")
+    return value
