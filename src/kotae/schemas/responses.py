@@ -73,6 +73,22 @@ class FunctionCallOutputItem(StrictModel):
     status: Literal["in_progress", "completed", "incomplete"] | None = None
 
 
+class CustomToolCallItem(StrictModel):
+    type: Literal["custom_tool_call"]
+    call_id: Annotated[str, Field(min_length=1)]
+    name: Annotated[str, Field(min_length=1)]
+    input: str
+    id: str | None = None
+    namespace: str | None = None
+
+
+class CustomToolCallOutputItem(StrictModel):
+    type: Literal["custom_tool_call_output"]
+    call_id: Annotated[str, Field(min_length=1)]
+    output: str | list[dict[str, Any]]
+    id: str | None = None
+
+
 class FunctionTool(StrictModel):
     type: Literal["function"]
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,6 +11,8 @@ from kotae import ids
 from kotae.errors import InvalidRequest
 from kotae.providers.inference.base import ChatMessage, Role, ToolCall
 from kotae.schemas.responses import (
+    CustomToolCallItem,
+    CustomToolCallOutputItem,
     FunctionCallItem,
     FunctionCallOutputItem,
     InputFile,
@@ -63,6 +66,25 @@ def normalize_input(
                     "status": "completed",
                 }
             )
+        elif isinstance(item, CustomToolCallItem):
+            items.append(
+                {
+                    "id": item.id or ids.new_id("ctc"),
+                    "type": "custom_tool_call",
+                    "call_id": item.call_id,
+                    "name": item.name,
+                    "input": item.input,
+                }
+            )
+        elif isinstance(item, CustomToolCallOutputItem):
+            items.append(
+                {
+                    "id": item.id or ids.new_id("ctco"),
+                    "type": "custom_tool_call_output",
+                    "call_id": item.call_id,
+                    "output": _output_text(item.output),
+                }
+            )
         elif isinstance(item, FunctionCallOutputItem):
             output = item.output
             if not isinstance(output, str):
@@ -83,11 +105,21 @@ def normalize_input(
     return items
 
 
-_INPUT_TYPES: dict[str, type[MessageItem | FunctionCallItem | FunctionCallOutputItem]] = {
+_INPUT_TYPES: dict[str, type[Any]] = {
     "message": MessageItem,
     "function_call": FunctionCallItem,
     "function_call_output": FunctionCallOutputItem,
+    "custom_tool_call": CustomToolCallItem,
+    "custom_tool_call_output": CustomToolCallOutputItem,
 }
+
+
+def _output_text(output: str | list[dict[str, Any]]) -> str:
+    if isinstance(output, str):
+        return output
+    return "\n".join(
+        str(p.get("text", "")) for p in output if p.get("type") in ("input_text", "output_text")
+    )
 
 
 def _from_message(item: MessageItem, index: int) -> dict[str, Any]:
@@ -146,8 +178,16 @@ def to_chat_messages(items: list[dict[str, Any]]) -> list[ChatMessage]:
         if kind == "message":
             role = _ROLES.get(item.get("role", "user"), "user")
             messages.append(ChatMessage(role=role, content=item_text(item)))
-        elif kind == "function_call":
-            call = ToolCall(item["call_id"], item["name"], item.get("arguments") or "{}")
+        elif kind in ("function_call", "custom_tool_call"):
+            name = item["name"]
+            if item.get("namespace"):
+                name = f"{item['namespace']}__{name}"
+            arguments = (
+                (item.get("arguments") or "{}")
+                if kind == "function_call"
+                else (json.dumps({"input": item.get("input", "")}, ensure_ascii=False))
+            )
+            call = ToolCall(item["call_id"], name, arguments)
             last = messages[-1] if messages else None
             if last is not None and last.role == "assistant":
                 last.tool_calls.append(call)
@@ -157,7 +197,7 @@ def to_chat_messages(items: list[dict[str, Any]]) -> list[ChatMessage]:
             # The thread remembers that a search ran; its excerpts served that turn only.
             queries = ", ".join(item.get("queries") or [])
             messages.append(ChatMessage("assistant", f"(searched the files for: {queries})"))
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append(
                 ChatMessage("tool", str(item.get("output", "")), tool_call_id=item["call_id"])
             )

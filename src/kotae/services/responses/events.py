@@ -14,6 +14,9 @@ from openai.types.responses import (
     ResponseContentPartAddedEvent,
     ResponseContentPartDoneEvent,
     ResponseCreatedEvent,
+    ResponseCustomToolCall,
+    ResponseCustomToolCallInputDeltaEvent,
+    ResponseCustomToolCallInputDoneEvent,
     ResponseError,
     ResponseFailedEvent,
     ResponseFileSearchCallCompletedEvent,
@@ -368,8 +371,59 @@ class ResponseEmitter:
     def open_text(self) -> str:
         return "".join(self._text)
 
+    def custom_tool_call(
+        self, call_id: str, name: str, text: str, item_id: str | None = None
+    ) -> list[ResponseStreamEvent]:
+        """A whole custom tool call: added, its input (one delta), done."""
+        assert self._message is None, "close the message first"
+        item = ResponseCustomToolCall(
+            id=item_id or ids.new_id("ctc"),
+            call_id=call_id,
+            name=name,
+            input="",
+            type="custom_tool_call",
+        )
+        output_index = len(self.response.output)
+        self.response.output.append(item)
+        added = ResponseOutputItemAddedEvent(
+            item=self._copy(item),
+            output_index=output_index,
+            sequence_number=self._next(),
+            type="response.output_item.added",
+        )
+        item.input = text
+        assert item.id is not None
+        return [
+            added,
+            ResponseCustomToolCallInputDeltaEvent(
+                delta=text,
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.custom_tool_call_input.delta",
+            ),
+            ResponseCustomToolCallInputDoneEvent(
+                input=text,
+                item_id=item.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.custom_tool_call_input.done",
+            ),
+            ResponseOutputItemDoneEvent(
+                item=self._copy(item),
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.done",
+            ),
+        ]
+
     def function_call(
-        self, call_id: str, name: str, arguments: str, item_id: str | None = None
+        self,
+        call_id: str,
+        name: str,
+        arguments: str,
+        item_id: str | None = None,
+        namespace: str | None = None,
     ) -> list[ResponseStreamEvent]:
         """A whole function call: added, its arguments (one delta), done."""
         assert self._message is None, "close the message first"
@@ -380,6 +434,7 @@ class ResponseEmitter:
             arguments="",
             type="function_call",
             status="in_progress",
+            namespace=namespace,
         )
         output_index = len(self.response.output)
         self.response.output.append(item)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from kotae.providers.inference.base import (
     ChatRequest,
     Finished,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
 )
 from kotae.providers.web_search.base import WebSearchProvider
@@ -369,9 +371,8 @@ class ResponsesService:
                     if emitter.message_open:
                         for event in emitter.finish_message("completed"):
                             yield event
-                    call = chunk.call
-                    for event in emitter.function_call(call.call_id, call.name, call.arguments):
-                        yield event
+                    for call_event in self._call_events(emitter, p, chunk.call):
+                        yield call_event
                 else:
                     finished = chunk
         except KotaeError as exc:
@@ -425,6 +426,19 @@ class ResponsesService:
         # this response as previous_response_id finds it.
         await self._persist(p, emitter.response, background)
         yield terminal
+
+    @staticmethod
+    def _call_events(
+        emitter: ResponseEmitter, p: Prepared, call: ToolCall
+    ) -> Sequence[StreamEvent]:
+        kind, namespace, name = p.tools.lookup.get(call.name, ("function", None, call.name))
+        if kind == "custom":
+            try:
+                text = str(json.loads(call.arguments).get("input", ""))
+            except (ValueError, AttributeError):
+                text = call.arguments
+            return emitter.custom_tool_call(call.call_id, name, text)
+        return emitter.function_call(call.call_id, name, call.arguments, namespace=namespace)
 
     async def _persist(self, p: Prepared, response: Response, background: bool) -> None:
         conversation = response.conversation
@@ -611,7 +625,14 @@ def replay_events(response: Response) -> list[StreamEvent]:
             emitter.response.output[-1] = item
             continue
         if item.type == "function_call":
-            events.extend(emitter.function_call(item.call_id, item.name, item.arguments, item.id))
+            events.extend(
+                emitter.function_call(
+                    item.call_id, item.name, item.arguments, item.id, item.namespace
+                )
+            )
+            continue
+        if item.type == "custom_tool_call":
+            events.extend(emitter.custom_tool_call(item.call_id, item.name, item.input, item.id))
             continue
         if item.type != "message":
             continue

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,6 +12,7 @@ from kotae.errors import InvalidRequest
 from kotae.providers.inference.base import FunctionSpec, ToolMode
 from kotae.schemas.responses import FunctionTool
 
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -47,6 +49,8 @@ class ToolSetup:
     search_mode: ToolMode = "none"
     web_search: WebSearchSpec | None = None
     web_mode: ToolMode = "none"
+    # Engine-facing name -> (kind, namespace, name as the client knows it).
+    lookup: dict[str, tuple[str, str | None, str]] = field(default_factory=dict)
 
 
 def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup:
@@ -108,6 +112,71 @@ def _web_search(raw: dict[str, Any], index: int) -> WebSearchSpec:
 
 
 def _parse(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup:
+    lookup: dict[str, tuple[str, str | None, str]] = {}
+    setup = _parse_tools(raw_tools, raw_choice, lookup)
+    setup.lookup = lookup
+    return setup
+
+
+def _add(
+    functions: list[FunctionSpec],
+    lookup: dict[str, tuple[str, str | None, str]],
+    spec: FunctionSpec,
+    origin: tuple[str, str | None, str],
+    index: int,
+) -> None:
+    if spec.name in lookup:
+        raise InvalidRequest(
+            f"Duplicate function name '{origin[2]}'.", param=f"tools[{index}].name"
+        )
+    functions.append(spec)
+    lookup[spec.name] = origin
+
+
+def _function(raw: dict[str, Any], where: str) -> FunctionSpec:
+    try:
+        tool = FunctionTool.model_validate(
+            {k: v for k, v in raw.items() if k in FunctionTool.model_fields}
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InvalidRequest(f"Invalid tool: {err['msg']}", param=where) from exc
+    return FunctionSpec(
+        tool.name, tool.description, tool.parameters or EMPTY_PARAMETERS, tool.strict is not False
+    )
+
+
+def _custom(raw: dict[str, Any], index: int) -> FunctionSpec:
+    """A freeform tool, offered to the model as a function of one string, `input`."""
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InvalidRequest(
+            "A custom tool needs a name of letters, digits, _ or -.", param=f"tools[{index}].name"
+        )
+    fmt = raw.get("format") or {"type": "text"}
+    hint = ""
+    if fmt.get("type") == "grammar":
+        hint = (
+            f" The input must follow this {fmt.get('syntax', 'lark')} grammar:\n"
+            f"{fmt.get('definition', '')}"
+        )
+    elif fmt.get("type") != "text":
+        raise InvalidRequest(
+            "custom tool format must be text or grammar.", param=f"tools[{index}].format.type"
+        )
+    return FunctionSpec(
+        name,
+        f"{raw.get('description') or ''}{hint}".strip() or None,
+        {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]},
+        True,
+    )
+
+
+def _parse_tools(
+    raw_tools: list[dict[str, Any]] | None,
+    raw_choice: Any,
+    lookup: dict[str, tuple[str, str | None, str]],
+) -> ToolSetup:
     functions: list[FunctionSpec] = []
     echo: list[dict[str, Any]] = []
     file_search: FileSearchSpec | None = None
@@ -120,6 +189,28 @@ def _parse(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup
                 raise InvalidRequest("Only one file_search tool is allowed.", param=f"tools[{i}]")
             file_search = _file_search(raw, i)
             echo.append({"type": "file_search", **{k: v for k, v in raw.items() if k != "type"}})
+            continue
+        if kind == "custom":
+            spec = _custom(raw, i)
+            _add(functions, lookup, spec, ("custom", None, spec.name), i)
+            echo.append(dict(raw))
+            continue
+        if kind == "namespace":
+            ns = raw.get("name")
+            inner = raw.get("tools")
+            if not isinstance(ns, str) or not ns or not isinstance(inner, list):
+                raise InvalidRequest(
+                    "A namespace tool needs a name and tools.", param=f"tools[{i}]"
+                )
+            for j, sub in enumerate(inner):
+                if sub.get("type") != "function":
+                    raise InvalidRequest(
+                        "Namespaces hold function tools.", param=f"tools[{i}].tools[{j}].type"
+                    )
+                fn = _function(sub, f"tools[{i}].tools[{j}]")
+                spec = FunctionSpec(f"{ns}__{fn.name}", fn.description, fn.parameters, fn.strict)
+                _add(functions, lookup, spec, ("function", ns, fn.name), i)
+            echo.append(dict(raw))
             continue
         if kind != "function":
             raise InvalidRequest(
@@ -134,13 +225,15 @@ def _parse(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup
             raise InvalidRequest(
                 f"Invalid tool: {err['msg']}", param=f"tools[{i}].{where}".rstrip(".")
             ) from exc
-        if any(f.name == tool.name for f in functions):
-            raise InvalidRequest(
-                f"Duplicate function name '{tool.name}'.", param=f"tools[{i}].name"
-            )
         parameters = tool.parameters or EMPTY_PARAMETERS
         strict = tool.strict is not False
-        functions.append(FunctionSpec(tool.name, tool.description, parameters, strict))
+        _add(
+            functions,
+            lookup,
+            FunctionSpec(tool.name, tool.description, parameters, strict),
+            ("function", None, tool.name),
+            i,
+        )
         echo.append(
             {
                 "type": "function",
@@ -227,8 +320,10 @@ def _choice(raw: Any, names: list[str]) -> tuple[ToolMode, list[str] | None]:
                 "tool_choice 'required' needs at least one tool.", param="tool_choice"
             )
         return "required", None
-    if isinstance(raw, dict) and raw.get("type") == "function":
+    if isinstance(raw, dict) and raw.get("type") in ("function", "custom"):
         name = raw.get("name")
+        if raw.get("namespace"):
+            name = f"{raw['namespace']}__{name}"
         if name not in names:
             raise InvalidRequest(
                 f"tool_choice names function '{name}', which is not in tools.",
@@ -243,12 +338,15 @@ def _choice(raw: Any, names: list[str]) -> tuple[ToolMode, list[str] | None]:
             )
         allowed = []
         for j, tool in enumerate(raw.get("tools") or []):
-            if tool.get("type") != "function" or tool.get("name") not in names:
+            tool_name = tool.get("name")
+            if tool.get("namespace"):
+                tool_name = f"{tool['namespace']}__{tool_name}"
+            if tool.get("type") not in ("function", "custom") or tool_name not in names:
                 raise InvalidRequest(
                     "allowed_tools may only name function tools given in tools.",
                     param=f"tool_choice.tools[{j}]",
                 )
-            allowed.append(str(tool["name"]))
+            allowed.append(str(tool_name))
         if not allowed:
             raise InvalidRequest(
                 "allowed_tools needs at least one tool.", param="tool_choice.tools"
