@@ -317,3 +317,54 @@ def test_namespace_tools_call_with_their_namespace(client: OpenAI) -> None:
         max_output_tokens=20,
     )
     assert r2.status in ("completed", "incomplete")
+
+
+@pytest.mark.parametrize(
+    ("tool", "item_type"),
+    [
+        ("shell", "shell_call"),
+        ("local_shell", "local_shell_call"),
+        ("apply_patch", "apply_patch_call"),
+    ],
+)
+def test_coding_agent_tools(client: OpenAI, tool: str, item_type: str) -> None:
+    r = client.responses.create(
+        model=REAL_MODEL,
+        input="List the files in the current directory.",
+        tools=[{"type": tool}],
+        tool_choice="required",
+        temperature=0,
+    )
+    item = next(o for o in r.output if o.type == item_type)
+    assert item.call_id and item.status == "completed"
+    if item_type == "shell_call":
+        assert item.action.commands and all(isinstance(c, str) for c in item.action.commands)
+        output = {
+            "type": "shell_call_output",
+            "call_id": item.call_id,
+            "output": [
+                {"stdout": "README.md\n", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}
+            ],
+        }
+    elif item_type == "local_shell_call":
+        assert item.action.command
+        output = {"type": "local_shell_call_output", "id": item.call_id, "output": "README.md\n"}
+    else:
+        assert item.operation.type in ("create_file", "update_file", "delete_file")
+        output = {
+            "type": "apply_patch_call_output",
+            "call_id": item.call_id,
+            "status": "completed",
+            "output": "done",
+        }
+    r2 = client.responses.create(
+        model=REAL_MODEL,
+        previous_response_id=r.id,
+        tools=[{"type": tool}],
+        tool_choice="none",
+        input=[output],
+        max_output_tokens=20,
+    )
+    assert r2.status in ("completed", "incomplete")
+    replay = assert_stream_grammar(client.responses.retrieve(r.id, stream=True))
+    assert replay[-1].response.output[0].type == item_type

@@ -40,6 +40,9 @@ def normalize_input(
     items = []
     for i, raw_item in enumerate(raw):
         kind = raw_item.get("type", "message")
+        if kind in AGENT_ITEMS:
+            items.append(_agent_item(raw_item, i, param))
+            continue
         model = _INPUT_TYPES.get(kind)
         if model is None:
             raise InvalidRequest(
@@ -112,6 +115,54 @@ _INPUT_TYPES: dict[str, type[Any]] = {
     "custom_tool_call": CustomToolCallItem,
     "custom_tool_call_output": CustomToolCallOutputItem,
 }
+
+
+AGENT_ITEMS = {
+    "shell_call",
+    "shell_call_output",
+    "local_shell_call",
+    "local_shell_call_output",
+    "apply_patch_call",
+    "apply_patch_call_output",
+}
+
+
+def _agent_item(raw: dict[str, Any], index: int, param: str) -> dict[str, Any]:
+    """Coding agents' tool calls and their outputs, kept as sent (with an id)."""
+    call_id = raw.get("call_id") or (
+        raw.get("id") if raw["type"] == "local_shell_call_output" else None
+    )
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequest(
+            f"{raw['type']} items need a call_id.", param=f"{param}[{index}].call_id"
+        )
+    item = dict(raw)
+    item.setdefault("id", ids.new_id("item"))
+    item["call_id"] = call_id
+    return item
+
+
+def _agent_call(item: dict[str, Any]) -> ToolCall:
+    kind = item["type"]
+    action = item.get("action") or {}
+    if kind == "shell_call":
+        args: dict[str, Any] = {"commands": action.get("commands") or []}
+        return ToolCall(item["call_id"], "shell", json.dumps(args, ensure_ascii=False))
+    if kind == "local_shell_call":
+        args = {"command": action.get("command") or []}
+        return ToolCall(item["call_id"], "local_shell", json.dumps(args, ensure_ascii=False))
+    op = item.get("operation") or {}
+    args = {"type": op.get("type"), "path": op.get("path"), "diff": op.get("diff", "")}
+    return ToolCall(item["call_id"], "apply_patch", json.dumps(args, ensure_ascii=False))
+
+
+def _agent_output(item: dict[str, Any]) -> str:
+    out = item.get("output")
+    if isinstance(out, list):  # shell_call_output: [{stdout, stderr, outcome}]
+        return "\n".join(
+            f"{o.get('stdout', '')}{o.get('stderr', '')}" for o in out if isinstance(o, dict)
+        )
+    return str(out if out is not None else item.get("status", ""))
 
 
 def _output_text(output: str | list[dict[str, Any]]) -> str:
@@ -197,6 +248,15 @@ def to_chat_messages(items: list[dict[str, Any]]) -> list[ChatMessage]:
             # The thread remembers that a search ran; its excerpts served that turn only.
             queries = ", ".join(item.get("queries") or [])
             messages.append(ChatMessage("assistant", f"(searched the files for: {queries})"))
+        elif kind in ("shell_call", "local_shell_call", "apply_patch_call"):
+            call = _agent_call(item)
+            last = messages[-1] if messages else None
+            if last is not None and last.role == "assistant":
+                last.tool_calls.append(call)
+            else:
+                messages.append(ChatMessage("assistant", "", tool_calls=[call]))
+        elif kind in ("shell_call_output", "local_shell_call_output", "apply_patch_call_output"):
+            messages.append(ChatMessage("tool", _agent_output(item), tool_call_id=item["call_id"]))
         elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append(
                 ChatMessage("tool", str(item.get("output", "")), tool_call_id=item["call_id"])

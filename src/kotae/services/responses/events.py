@@ -371,6 +371,27 @@ class ResponseEmitter:
     def open_text(self) -> str:
         return "".join(self._text)
 
+    def whole_item(self, item: Any) -> list[ResponseStreamEvent]:
+        """An output item that arrives complete: added (in progress), then done."""
+        assert self._message is None, "close the message first"
+        output_index = len(self.response.output)
+        pending = item.model_copy(update={"status": "in_progress"})
+        self.response.output.append(item)
+        return [
+            ResponseOutputItemAddedEvent.model_construct(
+                item=pending,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.added",
+            ),
+            ResponseOutputItemDoneEvent.model_construct(
+                item=self._copy(item),
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.done",
+            ),
+        ]
+
     def custom_tool_call(
         self, call_id: str, name: str, text: str, item_id: str | None = None
     ) -> list[ResponseStreamEvent]:

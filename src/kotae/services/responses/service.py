@@ -432,6 +432,12 @@ class ResponsesService:
         emitter: ResponseEmitter, p: Prepared, call: ToolCall
     ) -> Sequence[StreamEvent]:
         kind, namespace, name = p.tools.lookup.get(call.name, ("function", None, call.name))
+        if kind in ("shell", "local_shell", "apply_patch"):
+            try:
+                args = json.loads(call.arguments)
+            except ValueError:
+                args = {}
+            return emitter.whole_item(agent_call_item(kind, call.call_id, args))
         if kind == "custom":
             try:
                 text = str(json.loads(call.arguments).get("input", ""))
@@ -634,6 +640,9 @@ def replay_events(response: Response) -> list[StreamEvent]:
         if item.type == "custom_tool_call":
             events.extend(emitter.custom_tool_call(item.call_id, item.name, item.input, item.id))
             continue
+        if item.type in ("shell_call", "local_shell_call", "apply_patch_call"):
+            events.extend(emitter.whole_item(item))
+            continue
         if item.type != "message":
             continue
         events.extend(emitter.start_message(item.id))
@@ -666,6 +675,57 @@ def _echo_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any]:
     if isinstance(choice, dict) and choice.get("type") in ("web_search", "web_search_2025_08_26"):
         return {"type": "web_search_preview"}
     return choice or "auto"
+
+
+def agent_call_item(kind: str, call_id: str, args: dict[str, Any]) -> Any:
+    """The item a coding agent expects for its own tools."""
+    from openai.types.responses import ResponseApplyPatchToolCall, ResponseFunctionShellToolCall
+    from openai.types.responses.response_output_item import LocalShellCall
+
+    if kind == "shell":
+        return ResponseFunctionShellToolCall.model_validate(
+            {
+                "id": ids.new_id("sh"),
+                "type": "shell_call",
+                "call_id": call_id,
+                "status": "completed",
+                "action": {
+                    "commands": list(args.get("commands") or []),
+                    "timeout_ms": None,
+                    "max_output_length": None,
+                },
+            }
+        )
+    if kind == "local_shell":
+        return LocalShellCall.model_validate(
+            {
+                "id": ids.new_id("lsh"),
+                "type": "local_shell_call",
+                "call_id": call_id,
+                "status": "completed",
+                "action": {
+                    "type": "exec",
+                    "command": list(args.get("command") or []),
+                    "env": {},
+                    "working_directory": args.get("working_directory"),
+                },
+            }
+        )
+    operation: dict[str, Any] = {
+        "type": args.get("type") or "create_file",
+        "path": str(args.get("path") or ""),
+    }
+    if operation["type"] != "delete_file":
+        operation["diff"] = str(args.get("diff") or "")
+    return ResponseApplyPatchToolCall.model_validate(
+        {
+            "id": ids.new_id("apc"),
+            "type": "apply_patch_call",
+            "call_id": call_id,
+            "status": "completed",
+            "operation": operation,
+        }
+    )
 
 
 def _conversation_id(conversation: str | dict[str, Any] | None) -> str | None:

@@ -13,6 +13,41 @@ from kotae.providers.inference.base import FunctionSpec, ToolMode
 from kotae.schemas.responses import FunctionTool
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Coding agents' own tools: offered to the model as functions whose arguments are the call's
+# action, and returned as the item type the agent expects (shell_call, local_shell_call,
+# apply_patch_call). The agent runs them; kotae never does.
+_COMMANDS = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 32}
+AGENT_TOOLS = {
+    "shell": FunctionSpec(
+        "shell",
+        "Run shell commands in the user's workspace; returns their output.",
+        {"type": "object", "properties": {"commands": _COMMANDS}, "required": ["commands"]},
+    ),
+    "local_shell": FunctionSpec(
+        "local_shell",
+        "Run one command (argv list) on the user's machine.",
+        {
+            "type": "object",
+            "properties": {"command": _COMMANDS, "working_directory": {"type": "string"}},
+            "required": ["command"],
+        },
+    ),
+    "apply_patch": FunctionSpec(
+        "apply_patch",
+        "Create, update or delete a file. `diff` is the new content (create) or a unified "
+        "diff (update).",
+        {
+            "type": "object",
+            "properties": {
+                "type": {"enum": ["create_file", "update_file", "delete_file"]},
+                "path": {"type": "string"},
+                "diff": {"type": "string"},
+            },
+            "required": ["type", "path", "diff"],
+        },
+    ),
+}
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -195,6 +230,11 @@ def _parse_tools(
             _add(functions, lookup, spec, ("custom", None, spec.name), i)
             echo.append(dict(raw))
             continue
+        if kind in AGENT_TOOLS:
+            spec = AGENT_TOOLS[kind]
+            _add(functions, lookup, spec, (kind, None, spec.name), i)
+            echo.append(dict(raw))
+            continue
         if kind == "namespace":
             ns = raw.get("name")
             inner = raw.get("tools")
@@ -320,6 +360,13 @@ def _choice(raw: Any, names: list[str]) -> tuple[ToolMode, list[str] | None]:
                 "tool_choice 'required' needs at least one tool.", param="tool_choice"
             )
         return "required", None
+    if isinstance(raw, dict) and raw.get("type") in AGENT_TOOLS:
+        agent_tool = AGENT_TOOLS[raw["type"]].name
+        if agent_tool not in names:
+            raise InvalidRequest(
+                f"tool_choice names {agent_tool}, which is not in tools.", param="tool_choice"
+            )
+        return "required", [agent_tool]
     if isinstance(raw, dict) and raw.get("type") in ("function", "custom"):
         name = raw.get("name")
         if raw.get("namespace"):
