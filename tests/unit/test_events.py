@@ -40,7 +40,7 @@ class ScriptedBackend:
         self.fail = fail
         self.seen: list[ChatRequest] = []
 
-    async def count_tokens(self, messages: list[ChatMessage]) -> int:
+    async def count_tokens(self, messages: list[ChatMessage], tools: object = None) -> int:
         return sum(len(m.content.split()) + 1 for m in messages)
 
     def check_capacity(self) -> None:

@@ -161,6 +161,8 @@ class CreateResponse(WithMetadata):
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     conversation: str | dict[str, Any] | None = None
     prompt: dict[str, Any] | None = None
+    # Sent by agents (Codex) to label their requests; recorded nowhere.
+    client_metadata: dict[str, Any] | None = None
     # Prefix caching is automatic here, so its options change nothing.
     prompt_cache_options: dict[str, Any] | None = None
     # Real OpenAI parameters this server cannot honour: a 400 naming them, not "unknown".

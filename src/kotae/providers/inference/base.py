@@ -109,8 +109,10 @@ class ChatBackend(Protocol):
     context_window: int
     capabilities: Capabilities
 
-    async def count_tokens(self, messages: list[ChatMessage]) -> int:
-        """Prompt tokens of these messages once the chat template is applied."""
+    async def count_tokens(
+        self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None
+    ) -> int:
+        """Prompt tokens of these messages (and tool definitions) once templated."""
         ...
 
     def check_capacity(self) -> None:

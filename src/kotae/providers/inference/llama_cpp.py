@@ -245,10 +245,13 @@ class LlamaCppBackend:
                 code="rate_limit_exceeded",
             )
 
-    async def count_tokens(self, messages: list[ChatMessage]) -> int:
+    async def count_tokens(
+        self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None
+    ) -> int:
         if self._llama is None:
             await asyncio.to_thread(self.load)
-        return len(self._prompt(messages)[0])
+        request = ChatRequest(messages, 1, 0.0, 1.0, tools=tools or []) if tools else None
+        return len(self._prompt(messages, request)[0])
 
     # -- generation ---------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from kotae.providers.inference.base import (
     ChatMessage,
     ChatRequest,
     Finished,
+    FunctionSpec,
     StreamChunk,
     TextDelta,
     ToolCall,
@@ -63,8 +64,11 @@ class OpenAICompatBackend:
             )
         return self._session
 
-    async def count_tokens(self, messages: list[ChatMessage]) -> int:
-        return estimate_tokens(messages)
+    async def count_tokens(
+        self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None
+    ) -> int:
+        extra = sum(len(json.dumps(t.parameters)) // 3 + 10 for t in tools or [])
+        return estimate_tokens(messages) + extra
 
     def check_capacity(self) -> None:
         # The remote engine queues (or answers 429) itself.

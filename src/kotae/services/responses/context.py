@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kotae.errors import ContextLengthExceeded
-from kotae.providers.inference.base import ChatBackend, ChatMessage
+from kotae.providers.inference.base import ChatBackend, ChatMessage, FunctionSpec
 from kotae.services.responses.convert import to_chat_messages
 
 
@@ -26,6 +26,7 @@ async def build_context(
     new_items: list[dict[str, Any]],
     max_output_tokens: int,
     truncation: str,
+    tools: list[FunctionSpec] | None = None,
 ) -> PromptContext:
     head = [ChatMessage("system", instructions)] if instructions else []
     body = to_chat_messages(history) + to_chat_messages(new_items)
@@ -33,12 +34,12 @@ async def build_context(
     # Room for the answer: what was asked for, but never more than a quarter of the window
     # when that would force dropping the conversation.
     reserve = min(max_output_tokens, max(window // 4, 16))
-    tokens = await backend.count_tokens(head + body)
+    tokens = await backend.count_tokens(head + body, tools)
     if truncation == "auto":
         # Drop the oldest items first; the newest message always stays.
         while tokens + reserve > window and len(body) > 1:
             body = body[1:]
-            tokens = await backend.count_tokens(head + body)
+            tokens = await backend.count_tokens(head + body, tools)
     if tokens + 16 > window or (truncation == "auto" and tokens + reserve > window):
         raise ContextLengthExceeded(
             f"Your input is {tokens} tokens; this model's context window is {window} tokens. "

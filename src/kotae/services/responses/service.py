@@ -161,6 +161,7 @@ class ResponsesService:
             new_items=new_items,
             max_output_tokens=max_out,
             truncation=req.truncation or "disabled",
+            tools=tools.functions if tools.mode != "none" else None,
         )
         prepared = Prepared(
             project_id,

