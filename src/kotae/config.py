@@ -55,6 +55,11 @@ class ModelConfig(BaseModel):
     context_window: int = Field(default=4096, description="Tokens of context the model gets.")
     n_threads: int | None = Field(default=None, description="llama.cpp threads (default: cores).")
     aliases: list[str] = Field(default_factory=list, description="Extra names for this model.")
+    tool_calling: Literal["native", "constrained"] = Field(
+        default="native",
+        description="openai_compat: `native` passes tools to the engine; `constrained` is for "
+        "engines without tool calling (tools in the prompt, calls via JSON-schema output).",
+    )
     default_temperature: float = Field(
         default=0.2, description="Temperature when a request sends none (small models need low)."
     )

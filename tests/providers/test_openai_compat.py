@@ -72,6 +72,14 @@ def remote(engine_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "context_window": 2048,
         },
         {
+            "id": "remote-constrained",
+            "backend": "openai_compat",
+            "base_url": engine_url,
+            "remote_model": "smollm2",
+            "context_window": 2048,
+            "tool_calling": "constrained",
+        },
+        {
             "id": "remote-down",
             "backend": "openai_compat",
             "base_url": f"http://127.0.0.1:{free_port()}/v1",
@@ -152,3 +160,35 @@ def test_engine_down_is_a_clear_error_and_stores_nothing(remote: OpenAI) -> None
     assert events[-1].type == "response.failed"
     with pytest.raises(openai.NotFoundError):
         remote.responses.retrieve(events[-1].response.id)
+
+
+def test_constrained_tool_calls_on_an_engine_without_tool_calling(remote: OpenAI) -> None:
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }
+    r = remote.responses.create(
+        model="remote-constrained",
+        input="Weather in Tokyo?",
+        tools=[tool],
+        tool_choice="required",
+        temperature=0,
+        max_output_tokens=200,
+    )
+    call = next(o for o in r.output if o.type == "function_call")
+    assert call.name == "get_weather" and set(json.loads(call.arguments)) == {"city"}
+    r2 = remote.responses.create(
+        model="remote-constrained",
+        previous_response_id=r.id,
+        tools=[tool],
+        tool_choice="none",
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+        max_output_tokens=20,
+    )
+    assert r2.output_text

@@ -140,6 +140,7 @@ class ModelRegistry:
             remote_model=cfg.remote_model,
             api_key=cfg.api_key,
             context_window=cfg.context_window,
+            tool_calling=cfg.tool_calling,
         )
 
     async def close(self) -> None:

@@ -3,6 +3,7 @@ server."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -11,6 +12,7 @@ import aiohttp
 
 from kotae import ids
 from kotae.errors import BackendError, ContextLengthExceeded, InvalidRequest
+from kotae.providers.inference import tool_calls
 from kotae.providers.inference.base import (
     CancelToken,
     Capabilities,
@@ -41,7 +43,11 @@ class OpenAICompatBackend:
         api_key: str | None = None,
         context_window: int = 4096,
         timeout: float = 600.0,
+        tool_calling: str = "native",
     ) -> None:
+        # "constrained": the engine has no tool calling; tools go through the prompt and
+        # its JSON-schema output instead.
+        self._constrained_tools = tool_calling == "constrained"
         self.model_id = model_id
         self.context_window = context_window
         self.capabilities = Capabilities(json_schema=True, exact_token_count=False)
@@ -130,6 +136,77 @@ class OpenAICompatBackend:
         return payload
 
     async def stream(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
+        visible = [
+            t
+            for t in request.tools
+            if request.allowed_tools is None or t.name in request.allowed_tools
+        ]
+        if self._constrained_tools and visible and request.tool_mode != "none":
+            async for chunk in self._constrained(request, visible, cancel):
+                yield chunk
+            return
+        async for chunk in self._plain(request, cancel):
+            yield chunk
+
+    async def _constrained(
+        self, request: ChatRequest, tools: list[FunctionSpec], cancel: CancelToken
+    ) -> AsyncIterator[StreamChunk]:
+        """Tools for an engine without tool calling: described in the prompt, and a required
+        call decoded by the engine's own JSON-schema output (constrained decoding)."""
+        required = request.tool_mode == "required"
+        hint = tool_calls.system_prompt(tools, required)
+        shown = [
+            ChatMessage(m["role"], m["content"])
+            for m in tool_calls.template_messages(request.messages, native=False)
+        ]
+        if shown and shown[0].role == "system":
+            shown[0] = ChatMessage("system", f"{shown[0].content}\n\n{hint}")
+        else:
+            shown.insert(0, ChatMessage("system", hint))
+        fmt = request.response_format
+        if required:
+            fmt = {
+                "type": "json_schema",
+                "name": "tool_call",
+                "schema": tool_calls.call_schema(tools),
+            }
+        inner = dataclasses.replace(
+            request, messages=shown, tools=[], tool_mode="none", response_format=fmt, stream=False
+        )
+        text = ""
+        finished: Finished | None = None
+        async for chunk in self._plain(inner, cancel):
+            if isinstance(chunk, TextDelta):
+                text += chunk.text
+            elif isinstance(chunk, Finished):
+                finished = chunk
+        assert finished is not None
+        calls: list[tuple[str, str]] = []
+        if required:
+            try:
+                body = json.loads(text)
+                args = body["arguments"]
+                calls = [
+                    (
+                        str(body["name"]),
+                        args if isinstance(args, str) else json.dumps(args, ensure_ascii=False),
+                    )
+                ]
+            except (ValueError, KeyError, TypeError):
+                calls = []
+        else:
+            parsed = tool_calls.parse_calls(text)
+            if parsed is not None:
+                text, calls = parsed
+        if text and not (required and calls):
+            yield TextDelta(text)
+        for name, arguments in calls:
+            yield ToolCallDelta(ToolCall(ids.new_id("call"), name, arguments))
+        if calls:
+            finished = dataclasses.replace(finished, reason="tool_calls")
+        yield finished
+
+    async def _plain(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
         schema = request.response_format and request.response_format["type"] == "json_schema"
         try:
             async for chunk in self._stream(request, cancel):

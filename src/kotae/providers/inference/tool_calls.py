@@ -102,6 +102,23 @@ def _as_object(arguments: str) -> Any:
         return arguments
 
 
+def call_schema(tools: list[FunctionSpec]) -> dict[str, Any]:
+    """JSON schema of one call of these tools: {"name": ..., "arguments": {...}}."""
+    variants = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": t.name},
+                "arguments": _strict_parameters(t.parameters),
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for t in tools
+    ]
+    return variants[0] if len(variants) == 1 else {"anyOf": variants}
+
+
 def call_grammar(tools: list[FunctionSpec], parallel: bool) -> str:
     """GBNF for one valid call of these tools; in parallel mode, up to one a tool (a small
     model left unbounded repeats the same call until it runs out of tokens)."""
