@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class KotaeError(Exception):
     status_code = 500
@@ -18,6 +20,13 @@ class KotaeError(Exception):
 class InvalidRequest(KotaeError):
     status_code = 400
     error_type = "invalid_request_error"
+
+
+def invalid_from(exc: ValidationError, what: str, where: str) -> InvalidRequest:
+    """A pydantic error on part of a request, as a 400 naming the field under `where`."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    return InvalidRequest(f"Invalid {what}: {err['msg']}", param=f"{where}.{field}".rstrip("."))
 
 
 class ContextLengthExceeded(InvalidRequest):

@@ -11,7 +11,7 @@ from kotae import ids
 from kotae.errors import InvalidRequest, NotFound
 from kotae.services.responses.convert import normalize_input
 from kotae.storage.orm import Conversation, ConversationItem
-from kotae.storage.repositories.vector_stores import cursor_page
+from kotae.storage.repositories.paging import cursor_page
 
 CONVERSATIONS = cast(Table, Conversation.__table__)
 ITEMS = cast(Table, ConversationItem.__table__)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from kotae.api.deps import ContainerDep, ProjectDep
-from kotae.api.pagination import check_limit
+from kotae.api.pagination import check_limit, page
 from kotae.schemas.common import StrictModel, WithMetadata
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -65,25 +65,13 @@ async def list_items(
             p, conversation_id, limit=check_limit(limit), order=order, after=after
         )
     )
-    return {
-        "object": "list",
-        "data": items,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": more,
-    }
+    return page(items, more)
 
 
 @router.post("/{conversation_id}/items")
 async def add_items(conversation_id: str, req: AddItems, c: ContainerDep, p: ProjectDep) -> Any:
     items = await to_thread.run_sync(c.conversations.add_items, p, conversation_id, req.items)
-    return {
-        "object": "list",
-        "data": items,
-        "first_id": items[0]["id"],
-        "last_id": items[-1]["id"],
-        "has_more": False,
-    }
+    return page(items, False)
 
 
 @router.get("/{conversation_id}/items/{item_id}")

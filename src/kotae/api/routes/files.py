@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from kotae.api.deps import ContainerDep, ProjectDep
-from kotae.api.pagination import Order, check_limit
+from kotae.api.pagination import Order, check_limit, page
 from kotae.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -64,16 +64,7 @@ async def list_files(
     files, more = await container.files.list(
         project, purpose=purpose, limit=limit, order=order, after=after
     )
-    data = [f.model_dump(mode="json") for f in files]
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": more,
-        }
-    )
+    return JSONResponse(page([f.model_dump(mode="json") for f in files], more))
 
 
 @router.get("/{file_id}")

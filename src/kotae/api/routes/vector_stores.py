@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import APIRouter
 
 from kotae.api.deps import ContainerDep, ProjectDep
-from kotae.api.pagination import Order, check_limit
+from kotae.api.pagination import Order, check_limit, page
 from kotae.schemas.vector_stores import (
     CreateFileBatch,
     CreateVectorStore,
@@ -22,14 +22,7 @@ router = APIRouter(prefix="/v1/vector_stores", tags=["vector_stores"])
 
 
 def _page(items: list[Any], more: bool) -> dict[str, Any]:
-    data = [i.model_dump(mode="json") for i in items]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": more,
-    }
+    return page([i.model_dump(mode="json") for i in items], more)
 
 
 @router.post("")

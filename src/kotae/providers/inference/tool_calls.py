@@ -124,20 +124,7 @@ def call_grammar(tools: list[FunctionSpec], parallel: bool) -> str:
     model left unbounded repeats the same call until it runs out of tokens)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    variants = [
-        {
-            "type": "object",
-            "properties": {
-                "name": {"const": t.name},
-                "arguments": _strict_parameters(t.parameters),
-            },
-            "required": ["name", "arguments"],
-            "additionalProperties": False,
-        }
-        for t in tools
-    ]
-    schema = variants[0] if len(variants) == 1 else {"anyOf": variants}
-    gbnf = json_schema_to_gbnf(json.dumps(schema), prop_order=["name", "arguments"])
+    gbnf = json_schema_to_gbnf(json.dumps(call_schema(tools)), prop_order=["name", "arguments"])
     gbnf = re.sub(r"^root ::=", "call ::=", gbnf, count=1, flags=re.MULTILINE)
     one = f'"{OPEN}" call "{CLOSE}"'
     root = f"root ::= {one}"

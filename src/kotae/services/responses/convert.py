@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kotae import ids
-from kotae.errors import InvalidRequest
+from kotae.errors import InvalidRequest, invalid_from
 from kotae.providers.inference.base import ChatMessage, Role, ToolCall
 from kotae.schemas.responses import (
     CustomToolCallItem,
@@ -51,11 +51,7 @@ def normalize_input(
         try:
             item = model.model_validate(raw_item)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise InvalidRequest(
-                f"Invalid input item: {err['msg']}", param=f"{param}[{i}].{where}".rstrip(".")
-            ) from exc
+            raise invalid_from(exc, "input item", f"{param}[{i}]") from exc
         if isinstance(item, MessageItem):
             items.append(_from_message(item, i))
         elif isinstance(item, FunctionCallItem):

@@ -43,6 +43,7 @@ from openai.types.responses import (
     ResponseWebSearchCallSearchingEvent,
 )
 from openai.types.responses.response import IncompleteDetails
+from openai.types.responses.response_file_search_tool_call import Result as FileSearchResult
 from pydantic import BaseModel
 
 from kotae import ids
@@ -206,17 +207,11 @@ class ResponseEmitter:
             ),
         ]
 
-    def start_file_search(
-        self, queries: list[str], item_id: str | None = None
+    def _start_search(
+        self, item: ResponseFileSearchToolCall | ResponseFunctionWebSearch, kind: str
     ) -> list[ResponseStreamEvent]:
+        """A search item added, then its `in_progress` and `searching` events."""
         assert self._message is None, "close the message first"
-        item = ResponseFileSearchToolCall(
-            id=item_id or ids.new_id("fs"),
-            queries=queries,
-            status="in_progress",
-            type="file_search_call",
-            results=None,
-        )
         output_index = len(self.response.output)
         self.response.output.append(item)
         added = ResponseOutputItemAddedEvent(
@@ -226,51 +221,54 @@ class ResponseEmitter:
             type="response.output_item.added",
         )
         item.status = "searching"
+        fields = {"item_id": item.id, "output_index": output_index}
+        if kind == "file_search_call":
+            return [
+                added,
+                ResponseFileSearchCallInProgressEvent.model_validate(
+                    {
+                        **fields,
+                        "sequence_number": self._next(),
+                        "type": f"response.{kind}.in_progress",
+                    }
+                ),
+                ResponseFileSearchCallSearchingEvent.model_validate(
+                    {
+                        **fields,
+                        "sequence_number": self._next(),
+                        "type": f"response.{kind}.searching",
+                    }
+                ),
+            ]
         return [
             added,
-            ResponseFileSearchCallInProgressEvent(
-                item_id=item.id,
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.file_search_call.in_progress",
+            ResponseWebSearchCallInProgressEvent.model_validate(
+                {**fields, "sequence_number": self._next(), "type": f"response.{kind}.in_progress"}
             ),
-            ResponseFileSearchCallSearchingEvent(
-                item_id=item.id,
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.file_search_call.searching",
+            ResponseWebSearchCallSearchingEvent.model_validate(
+                {**fields, "sequence_number": self._next(), "type": f"response.{kind}.searching"}
             ),
         ]
 
-    def finish_file_search(
-        self, results: list[dict[str, Any]] | None, status: str = "completed"
+    def _finish_search(
+        self, item: ResponseFileSearchToolCall | ResponseFunctionWebSearch
     ) -> list[ResponseStreamEvent]:
+        """The last output item, replaced by `item` (completed): its events."""
         output_index = len(self.response.output) - 1
-        item = self.response.output[output_index]
-        assert isinstance(item, ResponseFileSearchToolCall)
-        item.status = status  # type: ignore[assignment]
-        item.results = (
-            [
-                ResponseFileSearchToolCall.model_validate(
-                    {
-                        "id": "x",
-                        "queries": [],
-                        "status": "completed",
-                        "type": "file_search_call",
-                        "results": [r],
-                    }
-                ).results[0]  # type: ignore[index]
-                for r in results
-            ]
-            if results is not None
-            else None
+        self.response.output[output_index] = item
+        completed = (
+            ResponseFileSearchCallCompletedEvent
+            if item.type == "file_search_call"
+            else ResponseWebSearchCallCompletedEvent
         )
         return [
-            ResponseFileSearchCallCompletedEvent(
-                item_id=item.id,
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.file_search_call.completed",
+            completed.model_validate(
+                {
+                    "item_id": item.id,
+                    "output_index": output_index,
+                    "sequence_number": self._next(),
+                    "type": f"response.{item.type}.completed",
+                }
             ),
             ResponseOutputItemDoneEvent(
                 item=self._copy(item),
@@ -280,8 +278,28 @@ class ResponseEmitter:
             ),
         ]
 
+    def start_file_search(
+        self, queries: list[str], item_id: str | None = None
+    ) -> list[ResponseStreamEvent]:
+        item = ResponseFileSearchToolCall(
+            id=item_id or ids.new_id("fs"),
+            queries=queries,
+            status="in_progress",
+            type="file_search_call",
+            results=None,
+        )
+        return self._start_search(item, "file_search_call")
+
+    def finish_file_search(self, results: list[dict[str, Any]] | None) -> list[ResponseStreamEvent]:
+        item = self.response.output[-1]
+        assert isinstance(item, ResponseFileSearchToolCall)
+        item.status = "completed"
+        item.results = (
+            [FileSearchResult.model_validate(r) for r in results] if results is not None else None
+        )
+        return self._finish_search(item)
+
     def start_web_search(self, query: str, item_id: str | None = None) -> list[ResponseStreamEvent]:
-        assert self._message is None, "close the message first"
         item = ResponseFunctionWebSearch.model_validate(
             {
                 "id": item_id or ids.new_id("ws"),
@@ -290,62 +308,19 @@ class ResponseEmitter:
                 "action": {"type": "search", "query": query},
             }
         )
-        output_index = len(self.response.output)
-        self.response.output.append(item)
-        added = ResponseOutputItemAddedEvent(
-            item=self._copy(item),
-            output_index=output_index,
-            sequence_number=self._next(),
-            type="response.output_item.added",
-        )
-        item.status = "searching"
-        return [
-            added,
-            ResponseWebSearchCallInProgressEvent(
-                item_id=item.id,
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.web_search_call.in_progress",
-            ),
-            ResponseWebSearchCallSearchingEvent(
-                item_id=item.id,
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.web_search_call.searching",
-            ),
-        ]
+        return self._start_search(item, "web_search_call")
 
     def finish_web_search(self, sources: list[str] | None) -> list[ResponseStreamEvent]:
-        output_index = len(self.response.output) - 1
-        item = self.response.output[output_index]
+        item = self.response.output[-1]
         assert isinstance(item, ResponseFunctionWebSearch)
         query = getattr(item.action, "query", None)
         action: dict[str, Any] = {"type": "search", "query": query, "queries": [query]}
         if sources is not None:
             action["sources"] = [{"type": "url", "url": u} for u in sources]
         updated = ResponseFunctionWebSearch.model_validate(
-            {
-                "id": item.id,
-                "type": "web_search_call",
-                "status": "completed",
-                "action": action,
-            }
+            {"id": item.id, "type": "web_search_call", "status": "completed", "action": action}
         )
-        self.response.output[output_index] = updated
-        return [
-            ResponseWebSearchCallCompletedEvent(
-                item_id=item.id,
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.web_search_call.completed",
-            ),
-            ResponseOutputItemDoneEvent(
-                item=self._copy(updated),
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.output_item.done",
-            ),
-        ]
+        return self._finish_search(updated)
 
     def annotate(self, annotations: list[dict[str, Any]]) -> list[ResponseStreamEvent]:
         """Citations on the open message's text, sent before its text is done."""

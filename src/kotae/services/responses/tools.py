@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kotae.errors import InvalidRequest
+from kotae.errors import InvalidRequest, invalid_from
 from kotae.providers.inference.base import FunctionSpec, ToolMode
 from kotae.schemas.responses import FunctionTool
 
@@ -170,12 +170,9 @@ def _add(
 
 def _function(raw: dict[str, Any], where: str) -> FunctionSpec:
     try:
-        tool = FunctionTool.model_validate(
-            {k: v for k, v in raw.items() if k in FunctionTool.model_fields}
-        )
+        tool = FunctionTool.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InvalidRequest(f"Invalid tool: {err['msg']}", param=where) from exc
+        raise invalid_from(exc, "tool", where) from exc
     return FunctionSpec(
         tool.name, tool.description, tool.parameters or EMPTY_PARAMETERS, tool.strict is not False
     )
@@ -247,7 +244,9 @@ def _parse_tools(
                     raise InvalidRequest(
                         "Namespaces hold function tools.", param=f"tools[{i}].tools[{j}].type"
                     )
-                fn = _function(sub, f"tools[{i}].tools[{j}]")
+                # Inner tools may carry fields only OpenAI's own runtime reads.
+                known = {k: v for k, v in sub.items() if k in FunctionTool.model_fields}
+                fn = _function(known, f"tools[{i}].tools[{j}]")
                 spec = FunctionSpec(f"{ns}__{fn.name}", fn.description, fn.parameters, fn.strict)
                 _add(functions, lookup, spec, ("function", ns, fn.name), i)
             echo.append(dict(raw))
@@ -257,30 +256,15 @@ def _parse_tools(
                 f"Tool type '{kind}' is not supported by this server yet.",
                 param=f"tools[{i}].type",
             )
-        try:
-            tool = FunctionTool.model_validate(raw)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise InvalidRequest(
-                f"Invalid tool: {err['msg']}", param=f"tools[{i}].{where}".rstrip(".")
-            ) from exc
-        parameters = tool.parameters or EMPTY_PARAMETERS
-        strict = tool.strict is not False
-        _add(
-            functions,
-            lookup,
-            FunctionSpec(tool.name, tool.description, parameters, strict),
-            ("function", None, tool.name),
-            i,
-        )
+        spec = _function(raw, f"tools[{i}]")
+        _add(functions, lookup, spec, ("function", None, spec.name), i)
         echo.append(
             {
                 "type": "function",
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": parameters,
-                "strict": strict,
+                "name": spec.name,
+                "description": spec.description,
+                "parameters": spec.parameters,
+                "strict": spec.strict,
             }
         )
     if isinstance(raw_choice, dict) and raw_choice.get("type") == "file_search":

@@ -38,7 +38,8 @@ from kotae.services.vector_stores.search import (
     matches,
 )
 from kotae.storage.repositories.files import FileRepository
-from kotae.storage.repositories.vector_stores import VectorStoreRepository, cursor_page
+from kotae.storage.repositories.paging import cursor_page
+from kotae.storage.repositories.vector_stores import VectorStoreRepository
 
 log = logging.getLogger("kotae.ingestion")
 DAY = 86400

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, Table, delete, literal, select, update
 from sqlalchemy.orm import aliased
 
 from kotae.storage.orm import ResponseInputItem, StoredResponse
+from kotae.storage.repositories.paging import cursor_page
 
 
 @dataclass
@@ -170,13 +171,8 @@ class ResponseRepository:
             ]
         if order == "desc":
             rows.reverse()
-        ids = [r["id"] for r in rows]
-        if after is not None:
-            rows = rows[ids.index(after) + 1 :] if after in ids else []
-        if before is not None:
-            cut = [r["id"] for r in rows]
-            rows = rows[: cut.index(before)] if before in cut else rows
-        return ItemPage(items=rows[:limit], has_more=len(rows) > limit)
+        items, more = cursor_page(rows, "id", limit, after, before)
+        return ItemPage(items=items, has_more=more)
 
     def fail_unfinished(self, reason: str) -> int:
         """Background responses cut off by a restart end as failed, never stuck in progress.

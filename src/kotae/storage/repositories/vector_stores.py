@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, delete, func, select, update
@@ -18,18 +17,6 @@ STORES = cast(Table, VectorStore.__table__)
 FILES = cast(Table, VectorStoreFile.__table__)
 BATCHES = cast(Table, VectorStoreFileBatch.__table__)
 CHUNKS = cast(Table, VectorStoreChunk.__table__)
-
-
-def cursor_page(
-    rows: list[dict[str, Any]], key: str, limit: int, after: str | None, before: str | None
-) -> tuple[list[dict[str, Any]], bool]:
-    ids = [r[key] for r in rows]
-    if after is not None:
-        rows = rows[ids.index(after) + 1 :] if after in ids else []
-    if before is not None:
-        keys = [r[key] for r in rows]
-        rows = rows[: keys.index(before)] if before in keys else rows
-    return rows[:limit], len(rows) > limit
 
 
 class VectorStoreRepository:
@@ -254,15 +241,3 @@ class VectorStoreRepository:
                 .group_by(FILES.c.status)
             ).all()
         return {r[0]: int(r[1]) for r in rows}
-
-    def expired_stores(self) -> list[str]:
-        now = int(time.time())
-        with self._engine.connect() as conn:
-            return [
-                r.id
-                for r in conn.execute(
-                    select(STORES.c.id).where(
-                        STORES.c.expires_at.is_not(None), STORES.c.expires_at <= now
-                    )
-                )
-            ]
