@@ -158,9 +158,17 @@ class ResponseRepository:
         after: str | None,
         before: str | None,
     ) -> ItemPage | None:
-        if self.get(project_id, response_id) is None:
-            return None
         with self._engine.connect() as s:
+            # Only whether it exists (and is this project's, unexpired): not its body.
+            exists = s.execute(
+                select(StoredResponse.id).where(
+                    StoredResponse.id == response_id,
+                    StoredResponse.project_id == project_id,
+                    StoredResponse.expires_at > int(time.time()),
+                )
+            ).first()
+            if exists is None:
+                return None
             rows = [
                 r.data
                 for r in s.execute(
