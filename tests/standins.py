@@ -74,3 +74,32 @@ class SearxngStandIn:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+class StaticSite:
+    """A web host serving fixed files (images, PDFs), recording what was fetched."""
+
+    def __init__(self, files: dict[str, tuple[bytes, str]], host: str = "127.0.0.1") -> None:
+        self.files = files  # path -> (body, content type)
+        self.fetched: list[str] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                site.fetched.append(self.path)
+                body, ctype = site.files.get(self.path, (b"not found", "text/plain"))
+                self.send_response(200 if self.path in site.files else 404)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -60,6 +60,12 @@ class ModelConfig(BaseModel):
         description="openai_compat: `native` passes tools to the engine; `constrained` is for "
         "engines without tool calling (tools in the prompt, calls via JSON-schema output).",
     )
+    vision: bool = Field(
+        default=False,
+        description="openai_compat: the engine takes images itself (a VLM, e.g. vLLM with "
+        "Qwen2.5-VL or llama.cpp's server with --mmproj). Otherwise kotae describes images "
+        "with its perception models.",
+    )
     default_temperature: float = Field(
         default=0.2, description="Temperature when a request sends none (small models need low)."
     )
@@ -144,6 +150,12 @@ class Settings(BaseSettings):
     )
     fetch_timeout_seconds: float = Field(default=10.0, description="Per page fetched.")
     fetch_max_bytes: int = Field(default=5 * 1024 * 1024, description="Per page fetched.")
+    max_image_bytes: int = Field(
+        default=20 * 1024 * 1024, description="Largest image accepted in input_image."
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000, description="Most pixels (width x height) an input image may have."
+    )
     hf_endpoint: str | None = Field(
         default=None, description="Hugging Face Hub URL for `kotae models pull` (a mirror)."
     )

@@ -11,6 +11,7 @@ from kotae.net.guard import FetchGuard
 from kotae.providers.blobs.local import LocalBlobStore
 from kotae.providers.embeddings.use import UseMultilingual
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
+from kotae.providers.vision.perception import PerceptionModels
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.providers.web_search.brave import BraveProvider
 from kotae.providers.web_search.searxng import SearxngProvider
@@ -19,6 +20,7 @@ from kotae.services.conversations import ConversationsService
 from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
 from kotae.services.models import ModelRegistry
+from kotae.services.responses.media import MediaResolver
 from kotae.services.responses.service import ResponsesService
 from kotae.services.uploads import UploadsService
 from kotae.services.vector_stores.service import VectorStoresService
@@ -83,6 +85,14 @@ class Container:
             max_bytes=settings.fetch_max_bytes,
         )
         conversations = ConversationsService(engine)
+        media = MediaResolver(
+            fetcher,
+            files,
+            PerceptionModels(),
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            max_file_bytes=settings.max_file_bytes,
+        )
         return cls(
             settings=settings,
             projects=projects,
@@ -96,6 +106,7 @@ class Container:
                 web_provider(settings),
                 fetcher,
                 conversations,
+                media,
             ),
             chat_completions=ChatCompletionsService(settings, models),
             files=files,

@@ -31,7 +31,9 @@ class Fetcher:
         self._timeout = timeout
         self._max = max_bytes
 
-    async def get(self, url: str) -> Fetched:
+    async def get(self, url: str, max_bytes: int | None = None) -> Fetched:
+        """The body is cut at `max_bytes` (default: the fetcher's limit)."""
+        limit = max_bytes or self._max
         async with httpx.AsyncClient(
             timeout=self._timeout, follow_redirects=False, headers={"User-Agent": "kotae/0.1"}
         ) as client:
@@ -45,8 +47,8 @@ class Fetcher:
                         body = b""
                         async for chunk in resp.aiter_bytes():
                             body += chunk
-                            if len(body) > self._max:
-                                body = body[: self._max]
+                            if len(body) > limit:
+                                body = body[:limit]
                                 break
                         return Fetched(
                             str(resp.url),

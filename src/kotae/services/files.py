@@ -114,6 +114,9 @@ class FilesService:
             raise NotFound(f"No such File object: {file_id}", param="file_id")
         return row
 
+    def find_row(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+        return self._repo.get(project_id, file_id)
+
     async def retrieve(self, project_id: str, file_id: str) -> FileObject:
         return to_object(await self.get_row(project_id, file_id))
 

@@ -24,6 +24,7 @@ class ChatMessage:
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)  # assistant turns
     tool_call_id: str | None = None  # tool turns: the call this answers
+    images: list[str] = field(default_factory=list)  # data URLs, for vision models
 
 
 @dataclass(frozen=True)

@@ -351,6 +351,10 @@ def _reason(finish: str | None, had_calls: bool) -> Literal["stop", "length", "t
 
 def _wire_message(m: ChatMessage) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.images:  # only set for models configured with vision = true
+        out["content"] = [{"type": "text", "text": m.content}] + [
+            {"type": "image_url", "image_url": {"url": url}} for url in m.images
+        ]
     if m.tool_calls:
         out["tool_calls"] = [
             {

@@ -9,6 +9,7 @@ from typing import Any
 from kotae.errors import ContextLengthExceeded
 from kotae.providers.inference.base import ChatBackend, ChatMessage, FunctionSpec
 from kotae.services.responses.convert import to_chat_messages
+from kotae.services.responses.media import Media
 
 
 @dataclass
@@ -27,9 +28,10 @@ async def build_context(
     max_output_tokens: int,
     truncation: str,
     tools: list[FunctionSpec] | None = None,
+    media: dict[tuple[str, int], Media] | None = None,
 ) -> PromptContext:
     head = [ChatMessage("system", instructions)] if instructions else []
-    body = to_chat_messages(history) + to_chat_messages(new_items)
+    body = to_chat_messages(history, media) + to_chat_messages(new_items, media)
     window = backend.context_window
     # Room for the answer: what was asked for, but never more than a quarter of the window
     # when that would force dropping the conversation.

@@ -20,6 +20,7 @@ from kotae.schemas.responses import (
     MessageItem,
     Refusal,
 )
+from kotae.services.responses.media import Media
 
 _ROLES: dict[str, Role] = {
     "system": "system",
@@ -181,13 +182,19 @@ def _from_message(item: MessageItem, index: int) -> dict[str, Any]:
             parts[0]["annotations"] = []
     else:
         parts = []
-        for j, part in enumerate(item.content):
-            if isinstance(part, InputImage | InputFile):
-                raise InvalidRequest(
-                    f"Content of type '{part.type}' is not supported by this server yet.",
-                    param=f"input[{index}].content[{j}].type",
+        for part in item.content:
+            if isinstance(part, InputImage):
+                parts.append(
+                    {
+                        "type": "input_image",
+                        "image_url": part.image_url,
+                        "file_id": part.file_id,
+                        "detail": part.detail or "auto",
+                    }
                 )
-            if isinstance(part, Refusal):
+            elif isinstance(part, InputFile):
+                parts.append(part.model_dump(exclude_none=True))
+            elif isinstance(part, Refusal):
                 parts.append({"type": "refusal", "refusal": part.refusal})
             elif part.type == "output_text":
                 parts.append({"type": "output_text", "text": part.text, "annotations": []})
@@ -216,15 +223,25 @@ def item_text(item: dict[str, Any]) -> str:
     return "\n".join(texts)
 
 
-def to_chat_messages(items: list[dict[str, Any]]) -> list[ChatMessage]:
+def to_chat_messages(
+    items: list[dict[str, Any]], media: dict[tuple[str, int], Media] | None = None
+) -> list[ChatMessage]:
     """Stored items (inputs and earlier outputs) as engine messages. Function calls join the
-    assistant turn they belong to; their outputs become tool turns."""
+    assistant turn they belong to; their outputs become tool turns. Image and file parts take
+    what `media` resolved for them."""
     messages: list[ChatMessage] = []
     for item in items:
         kind = item.get("type", "message")
         if kind == "message":
             role = _ROLES.get(item.get("role", "user"), "user")
-            messages.append(ChatMessage(role=role, content=item_text(item)))
+            message = ChatMessage(role=role, content=item_text(item))
+            for j, part in enumerate(item.get("content") or []):
+                found = (media or {}).get((item.get("id", ""), j))
+                if part.get("type") in ("input_image", "input_file") and found is not None:
+                    if found.text:
+                        message.content = "\n\n".join(t for t in (message.content, found.text) if t)
+                    message.images.extend(found.images)
+            messages.append(message)
         elif kind in ("function_call", "custom_tool_call"):
             name = item["name"]
             if item.get("namespace"):

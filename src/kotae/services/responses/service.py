@@ -44,6 +44,7 @@ from kotae.services.responses import file_search, web_search
 from kotae.services.responses.context import PromptContext, build_context
 from kotae.services.responses.convert import normalize_input
 from kotae.services.responses.events import ResponseEmitter, StreamEvent
+from kotae.services.responses.media import MediaResolver, has_media
 from kotae.services.responses.tools import WEB_TYPES, ToolSetup, parse_tools
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
@@ -96,8 +97,10 @@ class ResponsesService:
         web_provider: WebSearchProvider | None = None,
         fetcher: Fetcher | None = None,
         conversations: ConversationsService | None = None,
+        media: MediaResolver | None = None,
     ) -> None:
         self._conversations = conversations
+        self._media = media
         self._vector_stores = vector_stores
         self._web = web_provider
         self._fetcher = fetcher
@@ -153,6 +156,15 @@ class ResponsesService:
         new_items = normalize_input(req.input)
         if not new_items and not history:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+        media = None
+        if self._media is not None and has_media(history + new_items):
+            cfg = entry.config
+            media = await self._media.resolve(
+                project_id,
+                history,
+                new_items,
+                vision=cfg.vision and cfg.backend == "openai_compat",
+            )
         max_out = req.max_output_tokens or self._settings.max_output_tokens_default
         context = await build_context(
             backend,
@@ -162,6 +174,7 @@ class ResponsesService:
             max_output_tokens=max_out,
             truncation=req.truncation or "disabled",
             tools=tools.functions if tools.mode != "none" else None,
+            media=media,
         )
         prepared = Prepared(
             project_id,
