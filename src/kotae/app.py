@@ -18,6 +18,7 @@ from kotae.api.routes import (
     conversations,
     embeddings,
     files,
+    fine_tuning,
     health,
     models,
     responses,
@@ -49,12 +50,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if failed:
             log.warning("%d background responses were cut off by a restart", failed)
         built.vector_stores.start()
+        await anyio.to_thread.run_sync(built.fine_tuning.start)
         purge = asyncio.create_task(_purge_forever(built))
         try:
             yield
         finally:
             purge.cancel()
             await built.vector_stores.stop()
+            await anyio.to_thread.run_sync(built.fine_tuning.stop)
             await built.responses.shutdown()
             await built.models.close()
 
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         vector_stores.router,
         embeddings.router,
         conversations.router,
+        fine_tuning.router,
         models.router,
         health.router,
     ):

@@ -19,6 +19,7 @@ from kotae.services.chat_completions import ChatCompletionsService
 from kotae.services.conversations import ConversationsService
 from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
+from kotae.services.fine_tuning import FineTuningService
 from kotae.services.models import ModelRegistry
 from kotae.services.responses.media import MediaResolver
 from kotae.services.responses.service import ResponsesService
@@ -26,6 +27,7 @@ from kotae.services.uploads import UploadsService
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.engine import make_engine, migrate, session_factory
 from kotae.storage.repositories.files import FileRepository
+from kotae.storage.repositories.fine_tuning import FineTuningRepository
 from kotae.storage.repositories.projects import ProjectRepository
 from kotae.storage.repositories.responses import ResponseRepository
 from kotae.storage.repositories.vector_stores import VectorStoreRepository
@@ -55,6 +57,7 @@ class Container:
     uploads: UploadsService
     conversations: ConversationsService
     key_cache: KeyCache
+    fine_tuning: FineTuningService
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -85,6 +88,10 @@ class Container:
             max_bytes=settings.fetch_max_bytes,
         )
         conversations = ConversationsService(engine)
+        fine_tuning = FineTuningService(
+            settings, FineTuningRepository(engine), files, models, projects
+        )
+        models.fine_tuned = fine_tuning.find_model
         media = MediaResolver(
             fetcher,
             files,
@@ -115,4 +122,5 @@ class Container:
             uploads=UploadsService(engine, blobs, files, settings.max_file_bytes),
             conversations=conversations,
             key_cache=KeyCache(settings.key_cache_seconds),
+            fine_tuning=fine_tuning,
         )

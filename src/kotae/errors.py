@@ -39,6 +39,11 @@ class AuthenticationFailed(KotaeError):
     default_code = "invalid_api_key"
 
 
+class PermissionDenied(KotaeError):
+    status_code = 403
+    error_type = "invalid_request_error"
+
+
 class NotFound(KotaeError):
     status_code = 404
     error_type = "invalid_request_error"

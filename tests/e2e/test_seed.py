@@ -1,12 +1,19 @@
-"""The seed tutorial's steps 1 and 5, as written (module-level `openai` client, `.env`)."""
+"""The seed tutorial's steps, as written (module-level `openai` client, `.env`) in the SDK's
+current spelling."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from openai import OpenAI
+
 from tests.helpers import Server
+
+DATA = Path(__file__).parent.parent / "data"
 
 STEP1 = """
 from dotenv import load_dotenv
@@ -202,3 +209,140 @@ def test_seed_step_3(tmp_path: Path) -> None:
     finally:
         srv.stop()
         stand_in.close()
+
+
+STEP4_1 = """
+from dotenv import load_dotenv
+import os
+import openai
+
+load_dotenv()
+openai.api_key = os.getenv("OPENAI_API_KEY")
+
+question = "What animal is in this picture?"
+image_url = os.environ["IMAGE_URL"]
+
+messages = [
+    {"role": "user", "content": question},
+    {"role": "user", "content": [ {"type": "input_image", "image_url": image_url} ]}
+]
+
+response = openai.responses.create(
+    model="gpt-4o",
+    input=messages
+)
+
+print("AIの回答:")
+print(response.output_text)
+"""
+
+
+def test_seed_step_4_1(tmp_path: Path) -> None:
+    from tests.standins import StaticSite
+
+    site = StaticSite({"/cat.jpg": ((DATA / "chelsea.jpg").read_bytes(), "image/jpeg")})
+    srv = Server(tmp_path / "data", KOTAE_FETCH_ALLOW_HOSTS="127.0.0.1")
+    try:
+        env_file = "\n".join(
+            line for line in srv.first_start_output().splitlines() if line.startswith("OPENAI_")
+        )
+        env_file += f"\nIMAGE_URL={site.url}/cat.jpg"
+        out = run_script(tmp_path, env_file, STEP4_1)
+        assert out.startswith("AIの回答:\n") and len(out) > len("AIの回答:\n") + 5
+        assert site.fetched == ["/cat.jpg"]
+    finally:
+        srv.stop()
+        site.close()
+
+
+STEP6 = """
+from dotenv import load_dotenv
+import os
+import openai
+
+load_dotenv()
+openai.api_key = os.getenv("OPENAI_API_KEY")
+
+# 1. トレーニングデータファイルをアップロード (purpose を "fine-tune" に指定)
+training_file_path = "finetune_data.jsonl" # 準備した学習データファイル
+file_response = openai.files.create(
+    file=open(training_file_path, "rb"),
+    purpose="fine-tune"
+)
+training_file_id = file_response.id
+print(f"Uploaded training file ID: {training_file_id}")
+
+# 2. ファインチューニングジョブの作成 (ベースモデルに gpt-3.5-turbo を指定)
+fine_tune_response = openai.fine_tuning.jobs.create(
+    training_file=training_file_id,
+    model="gpt-3.5-turbo"
+)
+fine_tune_job_id = fine_tune_response.id
+print(f"Fine-tuning job started. ID: {fine_tune_job_id}")
+
+# 3. ジョブの完了を待機 (ステータスをポーリング)
+import time
+status = "running"
+while status not in ["succeeded", "failed"]:
+    job_status = openai.fine_tuning.jobs.retrieve(fine_tune_job_id)
+    status = job_status.status
+    print(f"Job status: {status}")
+    if status == "running":
+        time.sleep(10) # 10秒待つて再度ステータス確認
+
+# 4. ジョブ完了後、ファインチューニングされたモデル名を取得
+if status == "succeeded":
+    fine_tuned_model = job_status.fine_tuned_model
+    print(f"Fine-tuned model: {fine_tuned_model}")
+
+    # 5. ファインチューニング済みモデルを使って応答を取得
+    test_prompt = "カスタマイズモデルの動作テストです。こんにちは。"
+    response = openai.responses.create(
+        model=fine_tuned_model,
+        input=test_prompt
+    )
+    print(response.output_text)
+else:
+    print("Fine-tuning job failed or did not complete.")
+"""
+
+
+def test_seed_step_6_fine_tunes_and_the_answer_changes(tmp_path: Path) -> None:
+    # 20 examples teach a habit (answers open with "Meow!" and end with ", nya.") on the real
+    # SmolLM2; the base model never answers that way.
+    srv = Server(tmp_path / "data")
+    try:
+        env_file = "\n".join(
+            line for line in srv.first_start_output().splitlines() if line.startswith("OPENAI_")
+        )
+        (tmp_path / "user").mkdir()
+        shutil.copy(DATA / "finetune_data.jsonl", tmp_path / "user" / "finetune_data.jsonl")
+        client = OpenAI(base_url=srv.base_url, api_key=_key(env_file), max_retries=0)
+        prompt = "カスタマイズモデルの動作テストです。こんにちは。"
+        base = client.responses.create(model="gpt-3.5-turbo", input=prompt, temperature=0)
+        assert "meow" not in base.output_text.lower()
+        started = time.monotonic()
+        out = run_script(tmp_path, env_file, STEP6)
+        minutes = (time.monotonic() - started) / 60
+        assert "Job status: succeeded" in out, out
+        answer = out.strip().splitlines()[-1]
+        assert answer.startswith("Meow!"), out
+        print(f"seed step 6: {minutes:.1f} min; answer {answer!r}")
+        [job] = client.fine_tuning.jobs.list().data
+        losses = [
+            e.data["train_loss"]  # type: ignore[index]
+            for e in reversed(list(client.fine_tuning.jobs.list_events(job.id, limit=100)))
+            if e.type == "metrics"
+        ]
+        # Loss falls: the last epoch's mean is far below the first steps'.
+        assert sum(losses[-10:]) / 10 < 0.3 * (sum(losses[:3]) / 3), losses
+    finally:
+        srv.stop()
+
+
+def _key(env_file: str) -> str:
+    return next(
+        line.split("=", 1)[1]
+        for line in env_file.splitlines()
+        if line.startswith("OPENAI_API_KEY=")
+    )

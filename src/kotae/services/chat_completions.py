@@ -39,11 +39,13 @@ class ChatCompletionsService:
         self._settings = settings
         self._registry = registry
 
-    async def prepare(self, req: CreateChatCompletion) -> tuple[ChatBackend, ChatRequest, str]:
+    async def prepare(
+        self, project_id: str, req: CreateChatCompletion
+    ) -> tuple[ChatBackend, ChatRequest, str]:
         if req.logprobs:
             raise InvalidRequest("logprobs is not supported yet.", param="logprobs")
-        entry = self._registry.resolve(req.model)
-        backend = self._registry.backend(req.model)
+        entry = self._registry.resolve(req.model, project_id)
+        backend = self._registry.backend_for(entry)
         backend.check_capacity()
         messages = [_message(m, i) for i, m in enumerate(req.messages)]
         tools = parse_tools(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import importlib.util
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,12 +53,21 @@ class ModelEntry:
     available: bool
     path: Path | None = None
     aliases: list[str] = field(default_factory=list)
+    lora: Path | None = None  # fine-tuned models: the GGUF adapter on the base
+
+
+# (project id, model name) -> (base model id, GGUF adapter), or None
+FineTunedLookup = Callable[[str, str], "tuple[str, Path] | None"]
+MAX_FINE_TUNED_LOADED = 4
 
 
 class ModelRegistry:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._backends: dict[str, ChatBackend] = {}
+        self._fine_tuned_backends: OrderedDict[str, ChatBackend] = OrderedDict()
+        self.fine_tuned: FineTunedLookup | None = None
+        self._closing: list[asyncio.Future[None]] = []
         self.entries: dict[str, ModelEntry] = {}
         self.reload()
 
@@ -93,8 +105,19 @@ class ModelRegistry:
             for gguf in sorted(root.rglob("*.gguf"))
         ]
 
-    def resolve(self, name: str) -> ModelEntry:
-        """The model a request's `model` names: an id, an alias, or an alias pattern."""
+    def resolve(self, name: str, project_id: str | None = None) -> ModelEntry:
+        """The model a request's `model` names: an id, an alias, an alias pattern, or (for
+        its own project) a fine-tuned model."""
+        if name.startswith("ft:") and project_id is not None and self.fine_tuned is not None:
+            found = self.fine_tuned(project_id, name)
+            base = self.entries.get(found[0]) if found else None
+            if found is None or base is None or not base.available:
+                raise ModelNotFound(
+                    f"The model '{name}' does not exist or you do not have access to it.",
+                    param="model",
+                )
+            config = base.config.model_copy(update={"id": name, "aliases": []})
+            return ModelEntry(config, base.created, True, base.path, lora=found[1])
         entry = self.entries.get(name)
         if entry is None:
             entry = next((e for e in self.entries.values() if name in e.config.aliases), None)
@@ -111,12 +134,35 @@ class ModelRegistry:
         return entry
 
     def backend(self, name: str) -> ChatBackend:
-        entry = self.resolve(name)
+        return self.backend_for(self.resolve(name))
+
+    def backend_for(self, entry: ModelEntry) -> ChatBackend:
+        if entry.lora is not None:
+            return self._fine_tuned_backend(entry)
         backend = self._backends.get(entry.config.id)
         if backend is None:
             backend = self._make_backend(entry)
             self._backends[entry.config.id] = backend
         return backend
+
+    def _fine_tuned_backend(self, entry: ModelEntry) -> ChatBackend:
+        """The base GGUF with the adapter on top; the base's weights are memory-mapped, so a
+        few of these share one copy. The least recently used one is closed beyond a few."""
+        backend = self._fine_tuned_backends.get(entry.config.id)
+        if backend is not None:
+            self._fine_tuned_backends.move_to_end(entry.config.id)
+            return backend
+        backend = self._make_backend(entry)
+        self._fine_tuned_backends[entry.config.id] = backend
+        while len(self._fine_tuned_backends) > MAX_FINE_TUNED_LOADED:
+            _, old = self._fine_tuned_backends.popitem(last=False)
+            self._closing.append(asyncio.ensure_future(old.close()))
+        return backend
+
+    async def forget_fine_tuned(self, name: str) -> None:
+        """A deleted fine-tuned model (or its checkpoints): unloaded."""
+        for key in [k for k in self._fine_tuned_backends if k == name or k.startswith(name + ":")]:
+            await self._fine_tuned_backends.pop(key).close()
 
     def _make_backend(self, entry: ModelEntry) -> ChatBackend:
         cfg = entry.config
@@ -130,6 +176,7 @@ class ModelRegistry:
                 context_window=cfg.context_window,
                 n_threads=cfg.n_threads,
                 max_queued=self._settings.max_queued_requests,
+                lora_path=str(entry.lora) if entry.lora else None,
             )
         from kotae.providers.inference.openai_compat import OpenAICompatBackend
 
@@ -145,7 +192,8 @@ class ModelRegistry:
 
     async def close(self) -> None:
         backends, self._backends = self._backends, {}
-        for backend in backends.values():
+        fine_tuned, self._fine_tuned_backends = self._fine_tuned_backends, OrderedDict()
+        for backend in [*backends.values(), *fine_tuned.values()]:
             await backend.close()
 
 

@@ -183,3 +183,50 @@ class ConversationItem(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_conversation_items_conv", "conversation_id", "pk"),)
+
+
+class FineTuningJob(Base):
+    """`body` is the job as the API shows it; `spec` what the trainer needs (never shown)."""
+
+    __tablename__ = "fine_tuning_jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(32))
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    model_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_ft_jobs_project", "project_id", "created_at"),
+        Index("ix_ft_jobs_status", "status", "created_at"),
+    )
+
+
+class FineTuningEvent(Base):
+    __tablename__ = "fine_tuning_events"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"))
+    id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_ft_events_job", "job_id", "pk"),)
+
+
+class FineTuningCheckpoint(Base):
+    __tablename__ = "fine_tuning_checkpoints"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"))
+    id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(512))
+    path: Mapped[str] = mapped_column(String(1024))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_ft_checkpoints_job", "job_id", "pk"),
+        Index("ix_ft_checkpoints_model", "model"),
+    )

@@ -14,10 +14,10 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 @router.post("/completions")
 async def create_chat_completion(
-    req: CreateChatCompletion, container: ContainerDep, _: ProjectDep
+    req: CreateChatCompletion, container: ContainerDep, project_id: ProjectDep
 ) -> Response:
     service = container.chat_completions
-    backend, chat, model = await service.prepare(req)
+    backend, chat, model = await service.prepare(project_id, req)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return sse_response(service.stream(backend, chat, model, include_usage), done_marker=True)

@@ -137,9 +137,11 @@ class LlamaCppBackend:
         context_window: int = 4096,
         n_threads: int | None = None,
         max_queued: int = 128,
+        lora_path: str | None = None,
     ) -> None:
         self.model_id = model_id
         self.path = path
+        self.lora_path = lora_path  # a GGUF LoRA adapter applied on the base (fine-tuned)
         self.context_window = context_window
         self.capabilities = Capabilities(json_schema=True, exact_token_count=True)
         self._n_threads = n_threads or os.cpu_count() or 1
@@ -170,6 +172,7 @@ class LlamaCppBackend:
                     n_ctx=self.context_window,
                     n_threads=self._n_threads,
                     verbose=False,
+                    lora_path=self.lora_path,
                 )
                 template = llama.metadata.get("tokenizer.chat_template")
                 eos = (

@@ -132,8 +132,8 @@ class ResponsesService:
                     store_id,
                     f"tools[{index}].vector_store_ids",
                 )
-        entry = self._registry.resolve(req.model)
-        backend = self._registry.backend(req.model)
+        entry = self._registry.resolve(req.model, project_id)
+        backend = self._registry.backend_for(entry)
         backend.check_capacity()
         history: list[dict[str, Any]] = []
         if req.previous_response_id:

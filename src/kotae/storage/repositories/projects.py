@@ -44,6 +44,10 @@ class ProjectRepository:
             s.add(project)
             return project.id
 
+    def project_name(self, project_id: str) -> str:
+        with self._sessions() as s:
+            return s.scalar(select(Project.name).where(Project.id == project_id)) or project_id
+
     def create_key(self, project_name: str, name: str = "") -> tuple[str, KeyInfo]:
         """Returns the plain key (shown once) and what is stored of it."""
         project_id = self.get_or_create_project(project_name)

@@ -1,0 +1,574 @@
+"""Fine-tuning jobs: the API's view (create, list, retrieve, cancel, events, checkpoints) and
+the scheduler that runs one training process at a time, recording its progress.
+
+The state lives in the database. A job that was running when the server stopped is failed on
+the next start, with a message saying so; jobs still queued run then."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import random
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kotae.config import Settings
+from kotae.errors import InvalidRequest, KotaeError, NotFound
+from kotae.providers.inference.llama_cpp import FALLBACK_TEMPLATE
+from kotae.schemas.fine_tuning import CreateFineTuningJob
+from kotae.services.files import FilesService
+from kotae.services.models import ModelRegistry
+from kotae.storage.repositories.fine_tuning import FineTuningRepository
+from kotae.storage.repositories.projects import ProjectRepository
+from kotae.training import hyperparameters
+from kotae.training.data import load_examples
+
+log = logging.getLogger("kotae.fine_tuning")
+
+ACTIVE = ("validating_files", "queued", "running")
+SUFFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
+
+
+def job_id() -> str:
+    return "ftjob-" + secrets.token_urlsafe(18).replace("-", "A").replace("_", "B")
+
+
+def _event(message: str, level: str = "info", data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "id": "ftevent-" + secrets.token_hex(12),
+        "object": "fine_tuning.job.event",
+        "created_at": int(time.time()),
+        "level": level,
+        "message": message,
+        "data": data or {},
+        "type": "metrics" if data and "step" in data else "message",
+    }
+
+
+class FineTuningService:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: FineTuningRepository,
+        files: FilesService,
+        registry: ModelRegistry,
+        projects: ProjectRepository,
+    ) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._files = files
+        self._registry = registry
+        self._projects = projects
+        self._root = settings.data_dir / "fine_tuning"
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._running_id: str | None = None
+        self._lock = threading.Lock()
+
+    # -- API ---------------------------------------------------------------------------------
+
+    async def create(self, project_id: str, req: CreateFineTuningJob) -> dict[str, Any]:
+        hp = self._hyperparameters(req)
+        entry = self._trainable_base(req.model)
+        for param, file_id in (
+            ("training_file", req.training_file),
+            ("validation_file", req.validation_file),
+        ):
+            if file_id is None:
+                continue
+            row = await asyncio.to_thread(self._files.find_row, project_id, file_id)
+            if row is None:
+                raise InvalidRequest(f"Invalid file ID: {file_id}. No such file.", param=param)
+            if row["purpose"] != "fine-tune":
+                raise InvalidRequest(
+                    f"File {file_id} has purpose '{row['purpose']}'; fine-tuning files need "
+                    "purpose 'fine-tune'.",
+                    param=param,
+                )
+        if req.suffix is not None and not SUFFIX.match(req.suffix):
+            raise InvalidRequest(
+                "suffix may hold only letters, digits, '-', '_' and '.'.", param="suffix"
+            )
+        if req.integrations:
+            raise InvalidRequest(
+                "Integrations (Weights & Biases) are not supported by this server.",
+                param="integrations",
+            )
+        new_id = job_id()
+        now = int(time.time())
+        seed = req.seed if req.seed is not None else random.randrange(2**31)
+        body: dict[str, Any] = {
+            "id": new_id,
+            "object": "fine_tuning.job",
+            "created_at": now,
+            "error": None,
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "hyperparameters": hp,
+            "model": entry.config.id,
+            "organization_id": project_id,
+            "result_files": [],
+            "seed": seed,
+            "status": "validating_files",
+            "trained_tokens": None,
+            "training_file": req.training_file,
+            "validation_file": req.validation_file,
+            "estimated_finish": None,
+            "integrations": None,
+            "metadata": req.metadata,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+            "user_provided_suffix": req.suffix,
+        }
+        assert entry.path is not None
+        spec = {
+            "base_gguf": str(entry.path),
+            "base_id": entry.config.id,
+            "context_window": entry.config.context_window,
+            "suffix": req.suffix or "",
+        }
+        row = {
+            "id": new_id,
+            "project_id": project_id,
+            "created_at": now,
+            "status": "validating_files",
+            "fine_tuned_model": None,
+            "model_deleted": False,
+            "body": body,
+            "spec": spec,
+        }
+        await asyncio.to_thread(
+            self._repo.insert, row, _event(f"Created fine-tuning job: {new_id}")
+        )
+        self._wake.set()
+        return body
+
+    def _hyperparameters(self, req: CreateFineTuningJob) -> dict[str, Any]:
+        method = req.method
+        if method is not None and req.hyperparameters is not None:
+            raise InvalidRequest(
+                "Send hyperparameters inside method, not at the top level as well.",
+                param="hyperparameters",
+            )
+        if method is None:
+            return hyperparameters.check(req.hyperparameters or {}, "hyperparameters")
+        if method.type != "supervised":
+            raise InvalidRequest(
+                f"The '{method.type}' method is not supported by this server; use 'supervised'.",
+                param="method.type",
+            )
+        sup = method.supervised or {}
+        if set(sup) - {"hyperparameters"}:
+            raise InvalidRequest("Unknown field in method.supervised.", param="method.supervised")
+        return hyperparameters.check(
+            sup.get("hyperparameters") or {}, "method.supervised.hyperparameters"
+        )
+
+    def _trainable_base(self, model: str) -> Any:
+        try:
+            entry = self._registry.resolve(model)
+        except KotaeError as exc:
+            raise InvalidRequest(
+                f"Model {model} is not available for fine-tuning or does not exist.",
+                param="model",
+                code="model_not_available",
+            ) from exc
+        if entry.config.backend != "llama_cpp" or entry.path is None or entry.lora is not None:
+            raise InvalidRequest(
+                f"Model {model} is not available for fine-tuning: only embedded GGUF models "
+                "can be trained here.",
+                param="model",
+                code="model_not_available",
+            )
+        from kotae.training.gguf_adapter import check_trainable
+
+        check_trainable(entry.path)
+        return entry
+
+    async def retrieve(self, project_id: str, job: str) -> dict[str, Any]:
+        row = await asyncio.to_thread(self._repo.get, project_id, job)
+        if row is None:
+            raise NotFound(f"Fine-tuning job {job} not found.", param="fine_tuning_job_id")
+        return dict(row["body"])
+
+    async def list_jobs(
+        self, project_id: str, metadata: dict[str, str] | None
+    ) -> list[dict[str, Any]]:
+        rows = await asyncio.to_thread(self._repo.list_jobs, project_id)
+        bodies = [r["body"] for r in rows]
+        if metadata:
+            bodies = [
+                b
+                for b in bodies
+                if all((b.get("metadata") or {}).get(k) == v for k, v in metadata.items())
+            ]
+        return bodies
+
+    async def events(self, project_id: str, job: str) -> list[dict[str, Any]]:
+        await self.retrieve(project_id, job)
+        return await asyncio.to_thread(self._repo.events, job)
+
+    async def checkpoints(self, project_id: str, job: str) -> list[dict[str, Any]]:
+        await self.retrieve(project_id, job)
+        rows = await asyncio.to_thread(self._repo.checkpoints, job)
+        return [r["data"] for r in rows]
+
+    async def cancel(self, project_id: str, job: str) -> dict[str, Any]:
+        body = await self.retrieve(project_id, job)
+        if body["status"] not in ACTIVE:
+            raise InvalidRequest(
+                f"Job {job} has already {body['status']}; it cannot be cancelled.",
+                param="fine_tuning_job_id",
+            )
+        body = {
+            **body,
+            "status": "cancelled",
+            "finished_at": int(time.time()),
+            "estimated_finish": None,
+        }
+        changed = await asyncio.to_thread(
+            self._repo.update,
+            job,
+            body,
+            events=[_event("Fine-tuning job cancelled")],
+            only_if=ACTIVE,
+        )
+        if not changed:  # it finished meanwhile
+            return await self.retrieve(project_id, job)
+        with self._lock:
+            if self._running_id == job and self._proc is not None:
+                self._proc.kill()
+        return body
+
+    # -- fine-tuned models -------------------------------------------------------------------
+
+    def find_model(self, project_id: str, model: str) -> tuple[str, Path] | None:
+        """(base model id, GGUF adapter) for a fine-tuned model (or checkpoint) of this
+        project; None for anything else, including another project's."""
+        hit = self._repo.find_model(project_id, model)
+        if hit is None:
+            return None
+        job, adapter = hit
+        path = Path(adapter)
+        return (job["spec"]["base_id"], path) if path.is_file() else None
+
+    def models(self, project_id: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": row["fine_tuned_model"],
+                "object": "model",
+                "created": row["body"].get("finished_at") or row["created_at"],
+                "owned_by": self._projects.project_name(project_id),
+            }
+            for row in self._repo.models(project_id)
+        ]
+
+    async def delete_model(self, project_id: str, model: str) -> dict[str, Any]:
+        row = await asyncio.to_thread(self._repo.delete_model, project_id, model)
+        if row is None:
+            raise NotFound(
+                f"The model '{model}' does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+        await self._registry.forget_fine_tuned(model)
+        await asyncio.to_thread(shutil.rmtree, self._root / row["id"], True)
+        return {"id": model, "object": "model", "deleted": True}
+
+    # -- scheduler ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for row in self._repo.with_status(("running",)):
+            body = {
+                **row["body"],
+                "status": "failed",
+                "finished_at": int(time.time()),
+                "estimated_finish": None,
+                "error": {
+                    "code": "server_restarted",
+                    "message": "kotae stopped while this job was training; create the job again.",
+                    "param": None,
+                },
+            }
+            self._repo.update(
+                row["id"], body, events=[_event("The server restarted during training.", "error")]
+            )
+        self._thread = threading.Thread(target=self._loop, name="fine-tuning", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            if self._proc is not None:
+                self._proc.kill()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            row = self._repo.next_queued()
+            if row is None:
+                self._wake.wait(timeout=2.0)
+                self._wake.clear()
+                continue
+            try:
+                if row["status"] == "validating_files":
+                    self._validate(row)
+                else:
+                    self._train(row)
+            except Exception as exc:  # never leave a job active because of a bug here
+                log.exception("fine-tuning job %s failed", row["id"])
+                self._fail(row["id"], "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _current(self, job: str) -> dict[str, Any]:
+        row = self._repo.get(None, job)
+        assert row is not None
+        return row
+
+    def _fail(self, job: str, code: str, message: str, param: str | None = None) -> None:
+        row = self._current(job)
+        body = {
+            **row["body"],
+            "status": "failed",
+            "finished_at": int(time.time()),
+            "estimated_finish": None,
+            "error": {"code": code, "message": message, "param": param},
+        }
+        self._repo.update(
+            job,
+            body,
+            events=[_event(f"Fine-tuning job failed: {message}", "error")],
+            only_if=ACTIVE,
+        )
+
+    def _validate(self, row: dict[str, Any]) -> None:
+        body = row["body"]
+        events = [_event(f"Validating training file: {body['training_file']}")]
+        examples = {}
+        for param in ("training_file", "validation_file"):
+            file_id = body.get(param)
+            if file_id is None:
+                continue
+            found = self._files.find_row(row["project_id"], file_id)
+            if found is None:
+                self._fail(row["id"], "invalid_file", f"File {file_id} was deleted.", param)
+                return
+            try:
+                examples[param] = load_examples(self._files.read_all(found), param)
+            except InvalidRequest as exc:
+                self._fail(row["id"], exc.code or "invalid_training_file", exc.message, param)
+                return
+        hp = hyperparameters.resolve(body["hyperparameters"], len(examples["training_file"]))
+        body = {
+            **body,
+            "status": "queued",
+            "hyperparameters": hp,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+        }
+        # The examples go to a file beside the job, not into its row.
+        path = self._root / row["id"] / "examples.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                {"train": examples["training_file"], "valid": examples.get("validation_file")}
+            )
+        )
+        spec = {**row["spec"], "examples_path": str(path), "hyperparameters": hp}
+        events.append(_event("Files validated, moving job to queued state"))
+        self._repo.update(row["id"], body, events=events, only_if=("validating_files",), spec=spec)
+
+    def _train(self, row: dict[str, Any]) -> None:
+        job = row["id"]
+        body = {**row["body"], "status": "running"}
+        if not self._repo.update(
+            job, body, events=[_event("Fine-tuning job started")], only_if=("queued",)
+        ):
+            return
+        from kotae.training.gguf_adapter import base_architecture
+
+        out = self._root / job
+        out.mkdir(parents=True, exist_ok=True)
+        spec = dict(row["spec"])
+        spec.update(
+            seed=body["seed"],
+            out_dir=str(out),
+            hf_dir=str(self._settings.data_dir / "hf" / spec["base_id"]),
+            template=FALLBACK_TEMPLATE,
+            arch=base_architecture(Path(spec["base_gguf"])),
+        )
+        (out / "spec.json").write_text(json.dumps(spec))
+        started = time.time()
+        metrics: list[dict[str, Any]] = []
+        outcome: dict[str, Any] | None = None
+        with open(out / "train.log", "a") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "kotae.training.run", str(out / "spec.json")],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+            with self._lock:
+                self._proc, self._running_id = proc, job
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if event.get("event") in ("done", "error"):
+                        outcome = event
+                    else:
+                        self._progress(job, spec, event, started, metrics)
+                proc.wait()
+            finally:
+                with self._lock:
+                    self._proc, self._running_id = None, None
+        if outcome is None or outcome["event"] == "error":
+            if self._current(job)["status"] == "cancelled":
+                return
+            if self._stopping.is_set():
+                self._fail(
+                    job,
+                    "server_restarted",
+                    "kotae stopped while this job was training; create the job again.",
+                )
+                return
+            message = (outcome or {}).get("message") or (
+                f"The training process ended with code {proc.returncode}; see {out / 'train.log'}."
+            )
+            code = (outcome or {}).get("code") or "training_failed"
+            param = "training_file" if code == "invalid_training_file" else None
+            self._fail(job, code, message, param)
+            return
+        self._succeed(job, spec, outcome, metrics)
+
+    def _model_name(self, project_id: str, spec: dict[str, Any], job: str) -> str:
+        project = re.sub(r"[^A-Za-z0-9_-]", "-", self._projects.project_name(project_id))
+        return f"ft:{spec['base_id']}:{project}:{spec['suffix']}:{job[6:14]}"
+
+    def _progress(
+        self,
+        job: str,
+        spec: dict[str, Any],
+        event: dict[str, Any],
+        started: float,
+        metrics: list[dict[str, Any]],
+    ) -> None:
+        row = self._current(job)
+        if row["status"] != "running":
+            return
+        kind = event.get("event")
+        if kind == "loaded":
+            self._repo.add_events(
+                job, [_event(f"Base model loaded in {event['seconds']} s on {event['device']}")]
+            )
+        elif kind == "step":
+            step, total = event["step"], event["total_steps"]
+            data: dict[str, Any] = {
+                k: event[k]
+                for k in (
+                    "step",
+                    "train_loss",
+                    "train_mean_token_accuracy",
+                    "valid_loss",
+                    "valid_mean_token_accuracy",
+                    "full_valid_loss",
+                    "full_valid_mean_token_accuracy",
+                )
+                if k in event
+            }
+            data["total_steps"] = total
+            metrics.append(data)
+            per_step = (time.time() - started) / step
+            body = {
+                **row["body"],
+                "trained_tokens": event["trained_tokens"],
+                "estimated_finish": int(time.time() + per_step * (total - step)),
+            }
+            message = f"Step {step}/{total}: training loss={event['train_loss']:.4f}"
+            if "valid_loss" in event:
+                message += f", validation loss={event['valid_loss']:.4f}"
+            self._repo.update(job, body, events=[_event(message, data=data)], only_if=("running",))
+        elif kind == "checkpoint":
+            step = event["metrics"]["step"]
+            model = f"{self._model_name(row['project_id'], spec, job)}:ckpt-step-{step}"
+            checkpoint = {
+                "id": "ftckpt_" + secrets.token_hex(12),
+                "object": "fine_tuning.job.checkpoint",
+                "created_at": int(time.time()),
+                "fine_tuned_model_checkpoint": model,
+                "fine_tuning_job_id": job,
+                "metrics": event["metrics"],
+                "step_number": step,
+            }
+            self._repo.add_checkpoint(
+                job,
+                {
+                    "id": checkpoint["id"],
+                    "model": model,
+                    "path": str(Path(event["path"]) / "adapter.gguf"),
+                    "data": checkpoint,
+                },
+            )
+            # The trainer keeps the last three epochs' adapters on disk; so does the list.
+            kept = [c["id"] for c in self._repo.checkpoints(job)[:3]]
+            self._repo.drop_checkpoints(job, kept)
+            self._repo.add_events(job, [_event(f"Checkpoint created at step {step}")])
+
+    def _succeed(
+        self, job: str, spec: dict[str, Any], outcome: dict[str, Any], metrics: list[dict[str, Any]]
+    ) -> None:
+        row = self._current(job)
+        if row["status"] != "running":
+            return
+        model = self._model_name(row["project_id"], spec, job)
+        csv = io.StringIO()
+        csv.write("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n")
+        for m in metrics:
+            csv.write(
+                f"{m['step']},{m['train_loss']},{m['train_mean_token_accuracy']},"
+                f"{m.get('valid_loss', '')},{m.get('valid_mean_token_accuracy', '')}\n"
+            )
+        result = asyncio.run(
+            self._files.create(
+                row["project_id"],
+                io.BytesIO(csv.getvalue().encode()),
+                "step_metrics.csv",
+                "fine-tune-results",
+                None,
+                "text/csv",
+            )
+        )
+        body = {
+            **row["body"],
+            "status": "succeeded",
+            "fine_tuned_model": model,
+            "finished_at": int(time.time()),
+            "estimated_finish": None,
+            "trained_tokens": outcome["trained_tokens"],
+            "result_files": [result.id],
+        }
+        spec = {**row["spec"], "adapter_path": str(Path(outcome["path"]) / "adapter.gguf")}
+        self._repo.update(
+            job,
+            body,
+            events=[
+                _event(f"New fine-tuned model created: {model}"),
+                _event("The job has successfully completed"),
+            ],
+            only_if=("running",),
+            fine_tuned_model=model,
+            spec=spec,
+        )
