@@ -20,6 +20,7 @@ from kotae.api.routes import (
     files,
     fine_tuning,
     health,
+    images,
     models,
     responses,
     uploads,
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             await anyio.to_thread.run_sync(built.fine_tuning.stop)
             await built.responses.shutdown()
             await built.models.close()
+            await built.images.close()
 
     app = FastAPI(title="kotae", version=__version__, lifespan=lifespan)
     errors.install(app)
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         embeddings.router,
         conversations.router,
         fine_tuning.router,
+        images.router,
         models.router,
         health.router,
     ):
@@ -89,6 +92,7 @@ async def _purge_forever(container: Container) -> None:
         try:
             removed = await anyio.to_thread.run_sync(container.responses_repo.purge_expired)
             removed += await anyio.to_thread.run_sync(container.files.purge_expired)
+            removed += await anyio.to_thread.run_sync(container.images.purge_expired)
             if removed:
                 log.info("purged %d expired responses and files", removed)
         except Exception:

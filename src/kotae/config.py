@@ -150,6 +150,27 @@ class Settings(BaseSettings):
     )
     fetch_timeout_seconds: float = Field(default=10.0, description="Per page fetched.")
     fetch_max_bytes: int = Field(default=5 * 1024 * 1024, description="Per page fetched.")
+    image_model: str = Field(
+        default="",
+        description="Image generation: a diffusers pipeline, as a pulled Hub repo id "
+        "(`kotae models pull owner/name`) or a local directory.",
+    )
+    image_base_url: str = Field(
+        default="", description="Image generation on a remote OpenAI-compatible image API."
+    )
+    image_api_key: str | None = Field(default=None, description="Bearer key for that API.")
+    image_remote_model: str | None = Field(
+        default=None, description="Model name the remote image API expects."
+    )
+    image_steps: int = Field(
+        default=20, description="Diffusion steps at quality high (medium: half, low: a quarter)."
+    )
+    max_queued_images: int = Field(
+        default=16, description="Image requests waiting for the embedded pipeline; more get 429."
+    )
+    image_url_ttl_seconds: int = Field(
+        default=3600, description="How long a generated image's URL works."
+    )
     max_image_bytes: int = Field(
         default=20 * 1024 * 1024, description="Largest image accepted in input_image."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from kotae.api.deps_cache import KeyCache
@@ -20,6 +21,7 @@ from kotae.services.conversations import ConversationsService
 from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
 from kotae.services.fine_tuning import FineTuningService
+from kotae.services.images import SECRET_SETTING, ImagesService
 from kotae.services.models import ModelRegistry
 from kotae.services.responses.media import MediaResolver
 from kotae.services.responses.service import ResponsesService
@@ -58,6 +60,7 @@ class Container:
     conversations: ConversationsService
     key_cache: KeyCache
     fine_tuning: FineTuningService
+    images: ImagesService
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -92,6 +95,9 @@ class Container:
             settings, FineTuningRepository(engine), files, models, projects
         )
         models.fine_tuned = fine_tuning.find_model
+        # The key that signs generated images' URLs: made once, shared by every replica.
+        projects.claim_setting(SECRET_SETTING, secrets.token_hex(32))
+        images = ImagesService(settings, projects.get_setting(SECRET_SETTING) or "")
         media = MediaResolver(
             fetcher,
             files,
@@ -123,4 +129,5 @@ class Container:
             conversations=conversations,
             key_cache=KeyCache(settings.key_cache_seconds),
             fine_tuning=fine_tuning,
+            images=images,
         )

@@ -26,7 +26,7 @@ def invalid_from(exc: ValidationError, what: str, where: str) -> InvalidRequest:
     """A pydantic error on part of a request, as a 400 naming the field under `where`."""
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"])
-    return InvalidRequest(f"Invalid {what}: {err['msg']}", param=f"{where}.{field}".rstrip("."))
+    return InvalidRequest(f"Invalid {what}: {err['msg']}", param=f"{where}.{field}".strip("."))
 
 
 class ContextLengthExceeded(InvalidRequest):

@@ -8,6 +8,7 @@ import json
 import math
 import random
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,6 +165,7 @@ def train(spec: dict[str, Any], emit: Emit) -> None:
     for epoch in range(epochs):
         shuffler.shuffle(order)
         for start in range(0, len(order), batch_size):
+            step_started = time.monotonic()
             rows = [train_rows[i] for i in order[start : start + batch_size]]
             batch = {k: v.to(device) for k, v in _batch(rows, pad).items()}
             model.train()
@@ -175,6 +177,13 @@ def train(spec: dict[str, Any], emit: Emit) -> None:
             opt.zero_grad()
             step += 1
             trained_tokens += sum(len(ids) for ids, _ in rows)
+            # The job's log (train.log): one line a step, with the step's own time.
+            print(
+                f"step {step}/{total} loss {loss.item():.4f} "
+                f"{time.monotonic() - step_started:.3f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             metrics: dict[str, Any] = {
                 "step": step,
                 "train_loss": round(loss.item(), 4),

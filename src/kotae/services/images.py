@@ -1,0 +1,223 @@
+"""/v1/images: generations, edits and variations on the configured image model, and the
+signed, expiring URLs that `response_format="url"` answers with."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from kotae.config import Settings
+from kotae.errors import InvalidRequest, NotFound
+from kotae.providers.images.base import ImageBackend, ImageJob, PartialCallback
+from kotae.services.models import resolve_path
+
+SIZES = ("256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "1792x1024", "1024x1792")
+FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+QUALITIES = ("auto", "low", "medium", "high", "standard", "hd")
+SECRET_SETTING = "image_url_secret"
+NO_MODEL = (
+    "No image generation model is configured, and none ships with kotae (no text-to-image "
+    "weights are published on PyPI). With internet access, pull one and point kotae at it: "
+    "`kotae models pull stabilityai/sd-turbo` then set KOTAE_IMAGE_MODEL=stabilityai/sd-turbo "
+    "(any diffusers repository or local directory works). Or use a remote OpenAI-compatible "
+    "image API: KOTAE_IMAGE_BASE_URL=http://host:port/v1 (and KOTAE_IMAGE_REMOTE_MODEL)."
+)
+
+
+def is_image_alias(name: str) -> bool:
+    return name.startswith(("gpt-image-", "dall-e-", "chatgpt-image"))
+
+
+class ImagesService:
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self._settings = settings
+        self._dir = settings.data_dir / "images"
+        self._secret = secret.encode()
+        self._backend: ImageBackend | None = None
+
+    # -- the model --------------------------------------------------------------------------
+
+    def model_id(self) -> str | None:
+        s = self._settings
+        if s.image_base_url:
+            return s.image_remote_model or "remote-image-model"
+        path = self._local_path()
+        if path is None:
+            return None
+        return s.image_model or path.name
+
+    def _local_path(self) -> Path | None:
+        s = self._settings
+        if s.image_model:
+            if "/" in s.image_model and not s.image_model.startswith(("/", ".", "~")):
+                pulled = s.models_dir / s.image_model
+                if (pulled / "model_index.json").is_file():
+                    return pulled
+            found = resolve_path(s.image_model, s.data_dir)
+            return found if found is not None and (found / "model_index.json").is_file() else None
+        return None
+
+    def backend(self, model: str | None, param: str = "model") -> ImageBackend:
+        """The image model a request names: its id, an OpenAI image model name, or none."""
+        model_id = self.model_id()
+        if model_id is None:
+            raise InvalidRequest(NO_MODEL, param=param, code="image_model_not_configured")
+        if model is not None and model != model_id and not is_image_alias(model):
+            raise InvalidRequest(
+                f"The model '{model}' is not an image model here. Use '{model_id}' "
+                "(or gpt-image-1 / dall-e-2 / dall-e-3, which name it).",
+                param=param,
+                code="model_not_found",
+            )
+        if self._backend is None:
+            s = self._settings
+            if s.image_base_url:
+                from kotae.providers.images.openai_compat import OpenAICompatImages
+
+                self._backend = OpenAICompatImages(
+                    model_id,
+                    s.image_base_url,
+                    remote_model=s.image_remote_model,
+                    api_key=s.image_api_key,
+                )
+            else:
+                from kotae.providers.images.diffusers_pipeline import DiffusersBackend
+
+                path = self._local_path()
+                assert path is not None
+                self._backend = DiffusersBackend(
+                    model_id, path, steps=s.image_steps, max_queued=s.max_queued_images
+                )
+        return self._backend
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def create(
+        self,
+        params: dict[str, Any],
+        base_url: str,
+        *,
+        image: Image.Image | None = None,
+        mask: Image.Image | None = None,
+        on_partial: PartialCallback | None = None,
+    ) -> dict[str, Any]:
+        """One generations / edits / variations request, validated, run and encoded."""
+        model = params.get("model")
+        backend = self.backend(model)
+        size = params.get("size") or "auto"
+        if size != "auto" and size not in SIZES:
+            raise InvalidRequest(
+                f"Invalid size '{size}'. Supported: auto, {', '.join(SIZES)}.", param="size"
+            )
+        quality = params.get("quality") or "auto"
+        if quality not in QUALITIES:
+            raise InvalidRequest(
+                f"Invalid quality '{quality}'. Supported: {', '.join(QUALITIES)}.",
+                param="quality",
+            )
+        fmt = params.get("output_format") or "png"
+        if fmt not in FORMATS:
+            raise InvalidRequest("output_format must be png, jpeg or webp.", param="output_format")
+        if params.get("background") == "transparent":
+            raise InvalidRequest(
+                "Transparent backgrounds are not supported by this image model.",
+                param="background",
+            )
+        gpt_image = isinstance(model, str) and model.startswith(("gpt-image-", "chatgpt-image"))
+        response_format = params.get("response_format") or ("b64_json" if gpt_image else "url")
+        if response_format not in ("url", "b64_json"):
+            raise InvalidRequest(
+                "response_format must be url or b64_json.", param="response_format"
+            )
+        n = int(params.get("n") or 1)
+        if not 1 <= n <= 10:
+            raise InvalidRequest("n must be between 1 and 10.", param="n")
+        width = height = None
+        if size != "auto":
+            width, height = (int(v) for v in size.split("x"))
+        backend.check_capacity()
+        job = ImageJob(
+            prompt=params.get("prompt") or "",
+            n=n,
+            width=width,
+            height=height,
+            quality=quality,
+            image=image,
+            mask=mask,
+            partial_images=int(params.get("partial_images") or 0),
+        )
+        pictures = await backend.generate(job, on_partial)
+        compression = params.get("output_compression")
+        data = []
+        for picture in pictures:
+            encoded = encode(picture, fmt, compression)
+            if response_format == "b64_json":
+                data.append({"b64_json": base64.b64encode(encoded).decode()})
+            else:
+                data.append({"url": self._store(encoded, fmt, base_url)})
+        first = pictures[0]
+        return {
+            "created": int(time.time()),
+            "data": data,
+            "background": "opaque",
+            "output_format": fmt,
+            "quality": quality if quality != "auto" else "medium",
+            "size": f"{first.width}x{first.height}",
+        }
+
+    # -- signed URLs ------------------------------------------------------------------------
+
+    def _store(self, data: bytes, fmt: str, base_url: str) -> str:
+        expires = int(time.time()) + self._settings.image_url_ttl_seconds
+        name = f"img-{secrets.token_urlsafe(18)}.{fmt}"
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._dir / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(self._dir / f"{expires}-{name}")
+        sig = self._sign(name, expires)
+        return f"{base_url.rstrip('/')}/images/files/{name}?expires={expires}&signature={sig}"
+
+    def _sign(self, name: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def open_signed(self, name: str, expires: int, signature: str) -> Path:
+        """The stored picture, if the link is genuine and not expired; else not found."""
+        good = hmac.compare_digest(self._sign(name, expires), signature)
+        path = self._dir / f"{expires}-{name}"
+        if not good or expires < time.time() or "/" in name or not path.is_file():
+            raise NotFound("This image link is invalid or has expired.")
+        return path
+
+    def purge_expired(self) -> int:
+        if not self._dir.is_dir():
+            return 0
+        now = time.time()
+        removed = 0
+        for path in self._dir.iterdir():
+            stamp = path.name.split("-", 1)[0]
+            if stamp.isdigit() and int(stamp) < now:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    async def close(self) -> None:
+        if self._backend is not None:
+            await self._backend.close()
+
+
+def encode(picture: Image.Image, fmt: str, compression: int | None = None) -> bytes:
+    out = io.BytesIO()
+    kwargs: dict[str, Any] = {}
+    if fmt in ("jpeg", "webp"):
+        kwargs["quality"] = 100 - int(compression) if compression is not None else 90
+    img = picture.convert("RGB") if fmt == "jpeg" else picture
+    img.save(out, FORMATS[fmt], **kwargs)
+    return out.getvalue()
