@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
+
+HUB_COMMIT = "a" * 40
 
 
 class SearxngStandIn:
@@ -99,6 +102,89 @@ class StaticSite:
 
         self.server = ThreadingHTTPServer((host, 0), Handler)
         self.url = f"http://{host}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class FakeHub:
+    """The Hugging Face Hub's file tree API and resolve URLs (with commit and ETag headers)
+    for one repository."""
+
+    def __init__(self, files: dict[str, bytes], repo: str) -> None:
+        self.files = files
+        self.repo = repo
+        self.requests: list[str] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def _file(self) -> tuple[str, bytes] | None:
+                path = unquote(urlparse(self.path).path)
+                prefix = f"/{hub.repo}/resolve/"
+                if not path.startswith(prefix):
+                    return None
+                _rev, _, name = path[len(prefix) :].partition("/")
+                return (name, hub.files[name]) if name in hub.files else None
+
+            def _headers_for(self, data: bytes) -> None:
+                etag = hashlib.sha256(data).hexdigest()
+                self.send_header("X-Repo-Commit", HUB_COMMIT)
+                self.send_header("ETag", f'"{etag}"')
+                self.send_header("X-Linked-Etag", f'"{etag}"')
+                self.send_header("X-Linked-Size", str(len(data)))
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", "application/octet-stream")
+
+            def do_HEAD(self) -> None:
+                hub.requests.append(f"HEAD {self.path}")
+                found = self._file()
+                if found is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self._headers_for(found[1])
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                hub.requests.append(f"GET {self.path}")
+                path = urlparse(self.path).path
+                if path.startswith(f"/api/models/{hub.repo}/tree/"):
+                    body = json.dumps(
+                        [
+                            {
+                                "type": "file",
+                                "path": name,
+                                "size": len(data),
+                                "oid": hashlib.sha1(data).hexdigest(),
+                            }
+                            for name, data in hub.files.items()
+                        ]
+                    ).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                found = self._file()
+                if found is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self._headers_for(found[1])
+                self.end_headers()
+                self.wfile.write(found[1])
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:

@@ -74,13 +74,16 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from kotae.services.models import ModelRegistry
 
     if args.models_command == "pull":
-        from kotae.providers.hub import pull_gguf
+        from kotae.providers.hub import pull_model
 
-        path = pull_gguf(
+        path = pull_model(
             args.repo, settings.models_dir, endpoint=settings.hf_endpoint, revision=args.revision
         )
         print(f"saved {path}")
-        print(f"model id: {path.stem}")
+        if path.is_dir():  # a diffusers pipeline
+            print(f"image model: set KOTAE_IMAGE_MODEL={args.repo.partition(':')[0]}")
+        else:
+            print(f"model id: {path.stem}")
         return 0
     registry = ModelRegistry(settings)
     for entry in registry.entries.values():

@@ -3,13 +3,8 @@ protocol (file tree API, resolve URLs with commit and ETag headers)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pytest
 from openai import OpenAI
@@ -17,88 +12,7 @@ from openai import OpenAI
 from kotae.config import Settings
 from kotae.services.models import ModelRegistry
 from tests.helpers import Server, kotae_env, new_key, run_cli
-
-COMMIT = "a" * 40
-
-
-class FakeHub:
-    def __init__(self, files: dict[str, bytes], repo: str) -> None:
-        self.files = files
-        self.repo = repo
-        self.requests: list[str] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                return None
-
-            def _file(self) -> tuple[str, bytes] | None:
-                path = unquote(urlparse(self.path).path)
-                prefix = f"/{hub.repo}/resolve/"
-                if not path.startswith(prefix):
-                    return None
-                _rev, _, name = path[len(prefix) :].partition("/")
-                return (name, hub.files[name]) if name in hub.files else None
-
-            def _headers_for(self, data: bytes) -> None:
-                etag = hashlib.sha256(data).hexdigest()
-                self.send_header("X-Repo-Commit", COMMIT)
-                self.send_header("ETag", f'"{etag}"')
-                self.send_header("X-Linked-Etag", f'"{etag}"')
-                self.send_header("X-Linked-Size", str(len(data)))
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Content-Type", "application/octet-stream")
-
-            def do_HEAD(self) -> None:
-                hub.requests.append(f"HEAD {self.path}")
-                found = self._file()
-                if found is None:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self._headers_for(found[1])
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                hub.requests.append(f"GET {self.path}")
-                path = urlparse(self.path).path
-                if path.startswith(f"/api/models/{hub.repo}/tree/"):
-                    body = json.dumps(
-                        [
-                            {
-                                "type": "file",
-                                "path": name,
-                                "size": len(data),
-                                "oid": hashlib.sha1(data).hexdigest(),
-                            }
-                            for name, data in hub.files.items()
-                        ]
-                    ).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                found = self._file()
-                if found is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self._headers_for(found[1])
-                self.end_headers()
-                self.wfile.write(found[1])
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
+from tests.standins import FakeHub
 
 
 @pytest.fixture

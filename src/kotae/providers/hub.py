@@ -1,4 +1,5 @@
-"""`kotae models pull`: GGUF files from the Hugging Face Hub (or a mirror) into the data dir."""
+"""`kotae models pull`: GGUF files, or diffusers pipelines for image generation, from the
+Hugging Face Hub (or a mirror) into the data dir."""
 
 from __future__ import annotations
 
@@ -21,10 +22,21 @@ def choose_gguf(files: list[str]) -> str:
     return ggufs[0]
 
 
-def pull_gguf(
+def pipeline_files(files: list[str]) -> list[str]:
+    """What a diffusers pipeline needs: its index, each component's configs and tokenizer
+    files, and safetensors weights (full precision when the repo also has fp16 copies)."""
+    parts = [f for f in files if "/" in f and f.count("/") == 1]
+    weights = [f for f in parts if f.endswith(".safetensors")]
+    full = [f for f in weights if ".fp16." not in f]
+    keep = [f for f in parts if f.endswith((".json", ".txt", ".model"))]
+    return ["model_index.json", *sorted(keep), *sorted(full or weights)]
+
+
+def pull_model(
     spec: str, models_dir: Path, *, endpoint: str | None = None, revision: str | None = None
 ) -> Path:
-    """`owner/name[:file.gguf]` -> the local path, under models_dir/owner/name/."""
+    """`owner/name[:file.gguf]` -> the local path, under models_dir/owner/name/: the GGUF
+    file, or the directory of a diffusers pipeline (a repo with model_index.json)."""
     from huggingface_hub import errors as hub_errors
 
     repo, _, filename = spec.partition(":")
@@ -47,9 +59,21 @@ def _pull(
 ) -> Path:
     from huggingface_hub import HfApi, hf_hub_download
 
-    if not filename:
-        filename = choose_gguf(HfApi(endpoint=endpoint).list_repo_files(repo, revision=revision))
     target = models_dir / repo
+    if not filename:
+        files = HfApi(endpoint=endpoint).list_repo_files(repo, revision=revision)
+        if "model_index.json" in files:
+            target.mkdir(parents=True, exist_ok=True)
+            for name in pipeline_files(files):
+                hf_hub_download(
+                    repo_id=repo,
+                    filename=name,
+                    revision=revision,
+                    local_dir=target,
+                    endpoint=endpoint,
+                )
+            return target
+        filename = choose_gguf(files)
     target.mkdir(parents=True, exist_ok=True)
     path = hf_hub_download(
         repo_id=repo,

@@ -1,0 +1,159 @@
+"""/v1/images through the SDK on a tiny random-weight diffusers pipeline, pulled from a local
+stand-in of the Hugging Face Hub as a user pulls a real one."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+from PIL import Image
+
+from tests.helpers import Server, kotae_env, new_key, run_cli
+from tests.imagegen import build_tiny_pipeline, pipeline_files
+from tests.standins import FakeHub
+
+REPO = "someone/tiny-sd"
+TTL = 4
+
+
+@pytest.fixture(scope="session")
+def tiny_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHub]:
+    root = build_tiny_pipeline(tmp_path_factory.mktemp("pipeline") / "tiny-sd")
+    hub = FakeHub(pipeline_files(root), REPO)
+    yield hub
+    hub.close()
+
+
+def pulled_server(data_dir: Path, hub: FakeHub, **env: str) -> Server:
+    pull_env = kotae_env(data_dir, KOTAE_HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0")
+    out = run_cli(pull_env, "models", "pull", REPO)
+    assert f"KOTAE_IMAGE_MODEL={REPO}" in out
+    return Server(data_dir, KOTAE_IMAGE_MODEL=REPO, KOTAE_IMAGE_STEPS="4", **env)
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory, tiny_hub: FakeHub) -> Iterator[Server]:
+    server = pulled_server(
+        tmp_path_factory.mktemp("img"), tiny_hub, KOTAE_IMAGE_URL_TTL_SECONDS=str(TTL)
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def c(srv: Server) -> OpenAI:
+    return OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0, timeout=300)
+
+
+def png(size: tuple[int, int], colour: tuple[int, ...] = (200, 80, 40)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA" if len(colour) == 4 else "RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_url_response_downloads_without_a_key_then_expires(c: OpenAI) -> None:
+    r = c.images.generate(prompt="柴犬が宇宙服を着て月面を歩いているイラスト", n=1, size="512x512")
+    url = r.data[0].url
+    assert url is not None and r.data[0].b64_json is None
+    got = httpx.get(url)  # no Authorization header
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+    img = Image.open(io.BytesIO(got.content))
+    assert (img.format, img.size) == ("PNG", (512, 512))
+    assert httpx.get(url.replace("signature=", "signature=0")).status_code == 404
+    time.sleep(TTL + 1)
+    assert httpx.get(url).status_code == 404
+
+
+def test_b64_json_sizes_formats_and_n(c: OpenAI) -> None:
+    r = c.images.generate(
+        model="gpt-image-1", prompt="a red fox", n=2, size="256x256", output_format="jpeg"
+    )
+    assert len(r.data) == 2
+    assert r.output_format == "jpeg" and r.size == "256x256"
+    for item in r.data:
+        assert item.b64_json is not None and item.url is None
+        img = Image.open(io.BytesIO(base64.b64decode(item.b64_json)))
+        assert (img.format, img.size) == ("JPEG", (256, 256))
+    webp = c.images.generate(
+        model="dall-e-3",
+        prompt="x",
+        size="256x256",
+        response_format="b64_json",
+        output_format="webp",
+    )
+    assert Image.open(io.BytesIO(base64.b64decode(webp.data[0].b64_json or ""))).format == "WEBP"
+
+
+def test_edit_with_mask_and_variation(c: OpenAI) -> None:
+    mask = Image.new("RGBA", (256, 256), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (64, 64, 192, 192))  # transparent: may change
+    buf = io.BytesIO()
+    mask.save(buf, "PNG")
+    r = c.images.edit(
+        image=("in.png", png((256, 256)), "image/png"),
+        mask=("mask.png", buf.getvalue(), "image/png"),
+        prompt="a window",
+        response_format="b64_json",
+    )
+    edited = Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json or ""))).convert("RGB")
+    assert edited.size == (256, 256)
+    # Outside the mask the picture is kept; inside it was repainted.
+    assert edited.getpixel((5, 5)) != edited.getpixel((128, 128))
+    v = c.images.create_variation(
+        image=("in.png", png((256, 256)), "image/png"), n=2, response_format="b64_json"
+    )
+    assert len(v.data) == 2
+
+
+def test_bad_requests_are_400(c: OpenAI) -> None:
+    for kwargs, param in (
+        ({"size": "100x100"}, "size"),
+        ({"background": "transparent"}, "background"),
+        ({"model": "gpt-4o"}, "model"),
+        ({"quality": "ultra"}, "quality"),
+    ):
+        with pytest.raises(openai.BadRequestError) as err:
+            c.images.generate(prompt="x", **kwargs)  # type: ignore[arg-type]
+        assert err.value.body["param"] == param  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as err:
+        c.images.edit(
+            image=("in.png", png((256, 256)), "image/png"),
+            mask=("m.png", png((128, 128), (0, 0, 0, 0)), "image/png"),
+            prompt="x",
+        )
+    assert err.value.body["param"] == "mask"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as err:
+        c.images.create_variation(image=("in.png", b"not a picture", "image/png"))
+    assert err.value.body["param"] == "image"  # type: ignore[index]
+
+
+def test_no_image_model_says_what_to_do(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.images.generate(prompt="a cat", size="512x512")
+    assert err.value.code == "image_model_not_configured"
+    assert "kotae models pull" in err.value.message
+    assert "KOTAE_IMAGE_MODEL" in err.value.message
+
+
+def test_remote_openai_compatible_image_api(c: OpenAI, srv: Server, tmp_path: Path) -> None:
+    # A second kotae with no model of its own uses the first one's Images API.
+    front = Server(
+        tmp_path / "front",
+        KOTAE_IMAGE_BASE_URL=srv.base_url,
+        KOTAE_IMAGE_API_KEY=c.api_key,
+        KOTAE_IMAGE_REMOTE_MODEL="gpt-image-1",
+    )
+    try:
+        fc = OpenAI(base_url=front.base_url, api_key=new_key(front.env, "f"), max_retries=0)
+        r = fc.images.generate(prompt="a boat", size="256x256", response_format="b64_json")
+        img = Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json or "")))
+        assert img.size == (256, 256)
+    finally:
+        front.stop()
