@@ -137,6 +137,8 @@ def assert_stream_grammar(events: Iterable[Any]) -> list[Any]:
         elif e.type == "response.function_call_arguments.done":
             assert open_items[e.output_index] == e.item_id
             assert e.arguments == texts.pop((e.item_id, -1), "")
+        elif e.type.startswith(("response.image_generation_call.", "response.web_search_call.")):
+            assert open_items[e.output_index] == e.item_id
         elif e.type == "response.output_text.done":
             assert (e.item_id, e.content_index) in open_parts
             assert e.text == texts[(e.item_id, e.content_index)]

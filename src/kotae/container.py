@@ -120,6 +120,7 @@ class Container:
                 fetcher,
                 conversations,
                 media,
+                images,
             ),
             chat_completions=ChatCompletionsService(settings, models),
             files=files,

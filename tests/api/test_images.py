@@ -15,7 +15,8 @@ import pytest
 from openai import OpenAI
 from PIL import Image
 
-from tests.helpers import Server, kotae_env, new_key, run_cli
+from tests.conftest import FAST_MODEL
+from tests.helpers import Server, assert_stream_grammar, kotae_env, new_key, run_cli
 from tests.imagegen import build_tiny_pipeline, pipeline_files
 from tests.standins import FakeHub
 
@@ -157,3 +158,67 @@ def test_remote_openai_compatible_image_api(c: OpenAI, srv: Server, tmp_path: Pa
         assert img.size == (256, 256)
     finally:
         front.stop()
+
+
+def test_image_generation_tool_in_responses(c: OpenAI) -> None:
+    r = c.responses.create(
+        model=FAST_MODEL,
+        input="Draw a lighthouse at dusk.",
+        tools=[{"type": "image_generation", "size": "256x256", "output_format": "webp"}],
+        tool_choice={"type": "image_generation"},
+        max_output_tokens=16,
+    )
+    call = r.output[0]
+    assert call.type == "image_generation_call"
+    assert call.status == "completed"
+    assert call.revised_prompt == "Draw a lighthouse at dusk."
+    img = Image.open(io.BytesIO(base64.b64decode(call.result or "")))
+    assert (img.format, img.size) == ("WEBP", (256, 256))
+    assert r.tools[0].type == "image_generation"
+    # The thread remembers the picture was drawn.
+    follow = c.responses.create(
+        model=FAST_MODEL, input="Thanks!", previous_response_id=r.id, max_output_tokens=16
+    )
+    assert follow.status in ("completed", "incomplete")
+
+
+def test_image_generation_tool_streams_partial_images(c: OpenAI) -> None:
+    events = list(
+        c.responses.create(
+            model=FAST_MODEL,
+            input="Draw a lighthouse.",
+            tools=[
+                {
+                    "type": "image_generation",
+                    "size": "256x256",
+                    "quality": "high",  # 4 steps here: room for two previews before the end
+                    "partial_images": 2,
+                }
+            ],
+            tool_choice="required",
+            max_output_tokens=16,
+            stream=True,
+        )
+    )
+    assert_stream_grammar(events)
+    kinds = [e.type for e in events if "image_generation_call" in e.type]
+    assert kinds == [
+        "response.image_generation_call.in_progress",
+        "response.image_generation_call.generating",
+        "response.image_generation_call.partial_image",
+        "response.image_generation_call.partial_image",
+        "response.image_generation_call.completed",
+    ]
+    partial = next(e for e in events if e.type.endswith("partial_image"))
+    assert Image.open(io.BytesIO(base64.b64decode(partial.partial_image_b64))).size == (256, 256)
+    done = next(e for e in events if e.type == "response.output_item.done")
+    assert done.item.type == "image_generation_call" and done.item.result
+
+
+def test_image_generation_tool_without_a_model_is_400(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(
+            model=FAST_MODEL, input="Draw a cat.", tools=[{"type": "image_generation"}]
+        )
+    assert err.value.body["param"] == "tools[0].type"  # type: ignore[index]
+    assert "kotae models pull" in err.value.message

@@ -44,6 +44,9 @@ def normalize_input(
         if kind in AGENT_ITEMS:
             items.append(_agent_item(raw_item, i, param))
             continue
+        if kind == "image_generation_call":  # an earlier turn's picture, sent back
+            items.append({**raw_item, "id": raw_item.get("id") or ids.new_id("ig")})
+            continue
         model = _INPUT_TYPES.get(kind)
         if model is None:
             raise InvalidRequest(
@@ -257,6 +260,9 @@ def to_chat_messages(
                 last.tool_calls.append(call)
             else:
                 messages.append(ChatMessage("assistant", "", tool_calls=[call]))
+        elif kind == "image_generation_call":
+            prompt = item.get("revised_prompt") or ""
+            messages.append(ChatMessage("assistant", f"(generated an image: {prompt})"))
         elif kind == "file_search_call":
             # The thread remembers that a search ran; its excerpts served that turn only.
             queries = ", ".join(item.get("queries") or [])

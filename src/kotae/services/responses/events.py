@@ -44,6 +44,19 @@ from openai.types.responses import (
 )
 from openai.types.responses.response import IncompleteDetails
 from openai.types.responses.response_file_search_tool_call import Result as FileSearchResult
+from openai.types.responses.response_image_gen_call_completed_event import (
+    ResponseImageGenCallCompletedEvent,
+)
+from openai.types.responses.response_image_gen_call_generating_event import (
+    ResponseImageGenCallGeneratingEvent,
+)
+from openai.types.responses.response_image_gen_call_in_progress_event import (
+    ResponseImageGenCallInProgressEvent,
+)
+from openai.types.responses.response_image_gen_call_partial_image_event import (
+    ResponseImageGenCallPartialImageEvent,
+)
+from openai.types.responses.response_output_item import ImageGenerationCall
 from pydantic import BaseModel
 
 from kotae import ids
@@ -321,6 +334,77 @@ class ResponseEmitter:
             {"id": item.id, "type": "web_search_call", "status": "completed", "action": action}
         )
         return self._finish_search(updated)
+
+    def start_image_generation(self) -> list[ResponseStreamEvent]:
+        """The image_generation_call item added, then `in_progress` and `generating`."""
+        assert self._message is None, "close the message first"
+        output_index = len(self.response.output)
+        item = ImageGenerationCall(
+            id=ids.new_id("ig"), type="image_generation_call", status="in_progress", result=None
+        )
+        self.response.output.append(item)
+        added = ResponseOutputItemAddedEvent(
+            item=self._copy(item),
+            output_index=output_index,
+            sequence_number=self._next(),
+            type="response.output_item.added",
+        )
+        fields = {"item_id": item.id, "output_index": output_index}
+        in_progress = ResponseImageGenCallInProgressEvent(
+            **fields,
+            sequence_number=self._next(),
+            type="response.image_generation_call.in_progress",
+        )
+        item.status = "generating"
+        generating = ResponseImageGenCallGeneratingEvent(
+            **fields, sequence_number=self._next(), type="response.image_generation_call.generating"
+        )
+        return [added, in_progress, generating]
+
+    def partial_image(self, index: int, b64: str, options: dict[str, Any]) -> ResponseStreamEvent:
+        item = self.response.output[-1]
+        assert isinstance(item, ImageGenerationCall)
+        return ResponseImageGenCallPartialImageEvent(
+            item_id=item.id,
+            output_index=len(self.response.output) - 1,
+            partial_image_b64=b64,
+            partial_image_index=index,
+            sequence_number=self._next(),
+            type="response.image_generation_call.partial_image",
+            **options,
+        )
+
+    def finish_image_generation(
+        self, result: str | None, revised_prompt: str, options: dict[str, Any]
+    ) -> list[ResponseStreamEvent]:
+        output_index = len(self.response.output) - 1
+        item = self.response.output[output_index]
+        assert isinstance(item, ImageGenerationCall)
+        done = ImageGenerationCall.model_validate(
+            {
+                "id": item.id,
+                "type": "image_generation_call",
+                "status": "completed" if result is not None else "failed",
+                "result": result,
+                "revised_prompt": revised_prompt,
+                **options,
+            }
+        )
+        self.response.output[output_index] = done
+        return [
+            ResponseImageGenCallCompletedEvent(
+                item_id=done.id,
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.image_generation_call.completed",
+            ),
+            ResponseOutputItemDoneEvent(
+                item=self._copy(done),
+                output_index=output_index,
+                sequence_number=self._next(),
+                type="response.output_item.done",
+            ),
+        ]
 
     def annotate(self, annotations: list[dict[str, Any]]) -> list[ResponseStreamEvent]:
         """Citations on the open message's text, sent before its text is done."""

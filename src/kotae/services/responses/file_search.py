@@ -73,8 +73,9 @@ async def decide_queries(
         return ([question] if question else []), finished
     if call.name != search.name:
         return [], finished
+    key = next(iter(search.parameters["properties"]))  # query, or prompt
     try:
-        query = str(json.loads(call.arguments).get("query") or "").strip()
+        query = str(json.loads(call.arguments).get(key) or "").strip()
     except (ValueError, AttributeError):
         query = ""
     # The user's own words are searched too: a small model's query can miss the point.

@@ -6,6 +6,7 @@ Every path runs the same event stream (`_run`); a non-streamed response is that 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import time
@@ -21,6 +22,7 @@ from openai.types.responses import (
     ResponseUsage,
 )
 from openai.types.responses.response import Conversation as ResponseConversation
+from PIL import Image
 
 from kotae import ids
 from kotae.config import Settings
@@ -29,8 +31,10 @@ from kotae.net.fetch import Fetcher
 from kotae.providers.inference.base import (
     CancelToken,
     ChatBackend,
+    ChatMessage,
     ChatRequest,
     Finished,
+    FunctionSpec,
     TextDelta,
     ToolCall,
     ToolCallDelta,
@@ -39,6 +43,9 @@ from kotae.providers.web_search.base import WebSearchProvider
 from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
 from kotae.schemas.vector_stores import SearchVectorStore
 from kotae.services.conversations import ConversationsService
+from kotae.services.images import NO_MODEL as NO_IMAGE_MODEL
+from kotae.services.images import ImagesService
+from kotae.services.images import encode as encode_image
 from kotae.services.models import ModelEntry, ModelRegistry
 from kotae.services.responses import file_search, web_search
 from kotae.services.responses.context import PromptContext, build_context
@@ -59,6 +66,24 @@ ACCEPTED_INCLUDES = {
     "code_interpreter_call.outputs",
     "reasoning.encrypted_content",
 }
+
+
+GENERATE_IMAGE = FunctionSpec(
+    "generate_image",
+    "Draw a new picture (illustration, photo, drawing, logo) when the user asks for an image.",
+    {"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]},
+)
+
+
+def image_generated(messages: list[ChatMessage], prompt: str) -> list[ChatMessage]:
+    note = (
+        f"An image was generated for the user from this description: {prompt}. It is "
+        "attached to your reply. Say in one short sentence that here it is; do not describe "
+        "details you cannot see."
+    )
+    if messages and messages[0].role == "system":
+        return [ChatMessage("system", f"{messages[0].content}\n\n{note}"), *messages[1:]]
+    return [ChatMessage("system", note), *messages]
 
 
 TERMINAL_EVENTS = (ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent)
@@ -98,7 +123,9 @@ class ResponsesService:
         fetcher: Fetcher | None = None,
         conversations: ConversationsService | None = None,
         media: MediaResolver | None = None,
+        images: ImagesService | None = None,
     ) -> None:
+        self._images = images
         self._conversations = conversations
         self._media = media
         self._vector_stores = vector_stores
@@ -122,6 +149,15 @@ class ResponsesService:
                 "KOTAE_SEARXNG_URL=http://your-searxng:8080, or =brave with KOTAE_BRAVE_API_KEY.",
                 param=f"tools[{index}].type",
             )
+        if tools.image_generation is not None:
+            index = next(
+                i for i, t in enumerate(req.tools or []) if t.get("type") == "image_generation"
+            )
+            if self._images is None or self._images.model_id() is None:
+                raise InvalidRequest(
+                    NO_IMAGE_MODEL, param=f"tools[{index}].type", code="image_model_not_configured"
+                )
+            self._images.backend(tools.image_generation.get("model"), f"tools[{index}].model")
         if tools.file_search is not None:
             index = next(i for i, t in enumerate(req.tools or []) if t.get("type") == "file_search")
             for store_id in tools.file_search.vector_store_ids:
@@ -375,6 +411,25 @@ class ResponsesService:
                     request = dataclasses.replace(
                         request, messages=file_search.grounded(request.messages, found)
                     )
+            image = p.tools.image_generation
+            if image is not None and p.tools.image_mode != "none":
+                prompts, decided = await file_search.decide_queries(
+                    p.backend, request, p.tools.image_mode == "required", cancel, GENERATE_IMAGE
+                )
+                if decided is not None:
+                    spent = [
+                        spent[0] + decided.input_tokens,
+                        spent[1] + decided.output_tokens,
+                        spent[2] + decided.cached_tokens,
+                    ]
+                if prompts:
+                    # The user's own words: a small model's rewrite can lose what was asked.
+                    prompt = prompts[-1]
+                    async for drawn in self._generate_image(emitter, image, prompt):
+                        yield drawn
+                    request = dataclasses.replace(
+                        request, messages=image_generated(request.messages, prompt)
+                    )
             async for chunk in p.backend.stream(request, cancel):
                 if isinstance(chunk, TextDelta):
                     if not emitter.message_open:
@@ -440,6 +495,63 @@ class ResponsesService:
         # this response as previous_response_id finds it.
         await self._persist(p, emitter.response, background)
         yield terminal
+
+    async def _generate_image(
+        self, emitter: ResponseEmitter, tool: dict[str, Any], prompt: str
+    ) -> AsyncIterator[StreamEvent]:
+        """The image_generation_call item: partial pictures as they come, then the result."""
+        assert self._images is not None
+        fmt = tool.get("output_format") or "png"
+        options = {
+            "size": tool.get("size") or "auto",
+            "quality": tool.get("quality") or "auto",
+            "output_format": fmt,
+            "background": "opaque",
+        }
+        for event in emitter.start_image_generation():
+            yield event
+        partials: asyncio.Queue[tuple[int, Image.Image]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def on_partial(index: int, picture: Image.Image) -> None:
+            loop.call_soon_threadsafe(partials.put_nowait, (index, picture))
+
+        params = {
+            "model": tool.get("model"),
+            "prompt": prompt,
+            "n": 1,
+            "size": options["size"],
+            "quality": options["quality"],
+            "output_format": fmt,
+            "output_compression": tool.get("output_compression"),
+            "background": tool.get("background"),
+            "response_format": "b64_json",
+            "partial_images": tool.get("partial_images") or 0,
+        }
+        task = asyncio.ensure_future(
+            self._images.create(
+                params, "", on_partial=on_partial if params["partial_images"] else None
+            )
+        )
+        try:
+            while not task.done() or not partials.empty():
+                waiter = asyncio.ensure_future(partials.get())
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if waiter.done():
+                    index, picture = waiter.result()
+                    b64 = base64.b64encode(encode_image(picture, fmt)).decode()
+                    yield emitter.partial_image(index, b64, options)
+                else:
+                    waiter.cancel()
+            result = task.result()
+        finally:
+            task.cancel()
+        options["size"] = result["size"]
+        options["quality"] = result["quality"]
+        for event in emitter.finish_image_generation(
+            result["data"][0]["b64_json"], prompt, options
+        ):
+            yield event
 
     @staticmethod
     def _call_events(

@@ -84,11 +84,68 @@ class ToolSetup:
     search_mode: ToolMode = "none"
     web_search: WebSearchSpec | None = None
     web_mode: ToolMode = "none"
+    image_generation: dict[str, Any] | None = None  # the tool's options
+    image_mode: ToolMode = "none"
     # Engine-facing name -> (kind, namespace, name as the client knows it).
     lookup: dict[str, tuple[str, str | None, str]] = field(default_factory=dict)
 
 
+IMAGE_OPTIONS = {
+    "type",
+    "model",
+    "size",
+    "quality",
+    "output_format",
+    "output_compression",
+    "background",
+    "partial_images",
+    "moderation",
+    "input_fidelity",
+    "action",
+}
+
+
 def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup:
+    image: dict[str, Any] | None = None
+    image_mode: ToolMode = "none"
+    others = [t for t in raw_tools or [] if t.get("type") != "image_generation"]
+    for i, raw in enumerate(raw_tools or []):
+        if raw.get("type") != "image_generation":
+            continue
+        if image is not None:
+            raise InvalidRequest("Only one image_generation tool is allowed.", param=f"tools[{i}]")
+        for key in raw:
+            if key not in IMAGE_OPTIONS:
+                raise InvalidRequest(
+                    f"image_generation option '{key}' is not supported by this server.",
+                    param=f"tools[{i}].{key}",
+                )
+        if raw.get("action") == "edit":
+            raise InvalidRequest(
+                "Editing input images with the image_generation tool is not supported yet; "
+                "use /v1/images/edits.",
+                param=f"tools[{i}].action",
+            )
+        image = dict(raw)
+    choice = raw_choice
+    if image is not None:
+        image_mode = "auto"
+        if isinstance(raw_choice, dict) and raw_choice.get("type") == "image_generation":
+            image_mode, choice = "required", "none"
+        elif raw_choice == "none":
+            image_mode = "none"
+        elif raw_choice == "required" and not others:
+            image_mode, choice = "required", "none"
+        elif isinstance(raw_choice, dict):
+            image_mode = "none"
+    setup = _parse_without_images(raw_tools, choice)
+    if image is not None:
+        setup.image_generation, setup.image_mode = image, image_mode
+        setup.echo.append(image)
+    return setup
+
+
+def _parse_without_images(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> ToolSetup:
     web: WebSearchSpec | None = None
     rest: list[dict[str, Any]] = []
     for i, raw in enumerate(raw_tools or []):
@@ -214,7 +271,7 @@ def _parse_tools(
     file_search: FileSearchSpec | None = None
     for i, raw in enumerate(raw_tools or []):
         kind = raw.get("type")
-        if kind in WEB_TYPES:
+        if kind in WEB_TYPES or kind == "image_generation":
             continue
         if kind == "file_search":
             if file_search is not None:
