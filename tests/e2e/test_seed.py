@@ -346,3 +346,53 @@ def _key(env_file: str) -> str:
         for line in env_file.splitlines()
         if line.startswith("OPENAI_API_KEY=")
     )
+
+
+STEP4_2 = """
+from dotenv import load_dotenv
+import os
+import openai
+import requests
+
+load_dotenv()
+openai.api_key = os.getenv("OPENAI_API_KEY")
+
+prompt = "柴犬が宇宙服を着て月面を歩いているイラスト"
+
+response = openai.images.generate(
+    prompt=prompt,
+    n=1,                # 生成する画像の数
+    size="512x512"      # 画像サイズ (256x256, 512x512, 1024x1024 など)
+)
+
+image_url = response.data[0].url
+print(f"Generated image URL: {image_url}")
+
+# オプション: 画像をダウンロードしてファイル保存する場合
+img_data = requests.get(image_url).content
+with open("output.png", "wb") as f:
+    f.write(img_data)
+print("画像を output.png に保存しました。")
+"""
+
+
+def test_seed_step_4_2_with_the_test_pipeline(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tests.api.test_images import REPO, pulled_server
+    from tests.imagegen import build_tiny_pipeline, pipeline_files
+    from tests.standins import FakeHub
+
+    hub = FakeHub(pipeline_files(build_tiny_pipeline(tmp_path / "pipe")), REPO)
+    srv = pulled_server(tmp_path / "data", hub)
+    try:
+        env_file = "\n".join(
+            line for line in srv.first_start_output().splitlines() if line.startswith("OPENAI_")
+        )
+        out = run_script(tmp_path, env_file, STEP4_2)
+        assert "画像を output.png に保存しました。" in out
+        with Image.open(tmp_path / "user" / "output.png") as img:
+            assert (img.format, img.size) == ("PNG", (512, 512))
+    finally:
+        srv.stop()
+        hub.close()
