@@ -294,3 +294,21 @@ def test_restart_during_training_fails_the_job_clearly(tmp_path: Path) -> None:
         assert after.error is not None and after.error.code == "server_restarted"
     finally:
         again.stop()
+
+
+def test_files_are_checked_while_another_job_trains(c: OpenAI) -> None:
+    long = c.fine_tuning.jobs.create(
+        training_file=upload(c, jsonl(examples(10))),
+        model=FAST_MODEL,
+        hyperparameters={"n_epochs": 50},
+    )
+    assert wait(c, long.id, ("running",), timeout=60).status == "running"
+    bad = c.fine_tuning.jobs.create(training_file=upload(c, jsonl(examples(3))), model=FAST_MODEL)
+    good = c.fine_tuning.jobs.create(training_file=upload(c, jsonl(examples(10))), model=FAST_MODEL)
+    assert wait(c, bad.id, ("failed",), timeout=30).status == "failed"
+    queued = wait(c, good.id, ("queued",), timeout=30)
+    assert queued.status == "queued"  # one job trains at a time; the next waits its turn
+    assert queued.hyperparameters.n_epochs == 10  # "auto", resolved once the file was read
+    assert c.fine_tuning.jobs.retrieve(long.id).status == "running"
+    c.fine_tuning.jobs.cancel(long.id)
+    assert wait(c, good.id, ("succeeded", "failed")).status == "succeeded"

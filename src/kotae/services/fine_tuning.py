@@ -150,7 +150,7 @@ class FineTuningService:
         await asyncio.to_thread(
             self._repo.insert, row, _event(f"Created fine-tuning job: {new_id}")
         )
-        self._wake.set()
+        self._validate_soon(row)
         return body
 
     def _hyperparameters(self, req: CreateFineTuningJob) -> dict[str, Any]:
@@ -287,6 +287,19 @@ class FineTuningService:
 
     # -- scheduler ---------------------------------------------------------------------------
 
+    def _validate_soon(self, row: dict[str, Any]) -> None:
+        """Files are checked at once, in their own thread: not behind a job that trains."""
+
+        def run() -> None:
+            try:
+                self._validate(row)
+            except Exception as exc:
+                log.exception("validating fine-tuning job %s failed", row["id"])
+                self._fail(row["id"], "internal_error", f"{type(exc).__name__}: {exc}")
+            self._wake.set()
+
+        threading.Thread(target=run, name=f"validate-{row['id']}", daemon=True).start()
+
     def start(self) -> None:
         for row in self._repo.with_status(("running",)):
             body = {
@@ -303,6 +316,8 @@ class FineTuningService:
             self._repo.update(
                 row["id"], body, events=[_event("The server restarted during training.", "error")]
             )
+        for row in self._repo.with_status(("validating_files",)):
+            self._validate_soon(row)
         self._thread = threading.Thread(target=self._loop, name="fine-tuning", daemon=True)
         self._thread.start()
 
@@ -323,10 +338,7 @@ class FineTuningService:
                 self._wake.clear()
                 continue
             try:
-                if row["status"] == "validating_files":
-                    self._validate(row)
-                else:
-                    self._train(row)
+                self._train(row)
             except Exception as exc:  # never leave a job active because of a bug here
                 log.exception("fine-tuning job %s failed", row["id"])
                 self._fail(row["id"], "internal_error", f"{type(exc).__name__}: {exc}")

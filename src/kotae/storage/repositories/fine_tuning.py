@@ -46,9 +46,7 @@ class FineTuningRepository:
     def next_queued(self) -> dict[str, Any] | None:
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(JOBS)
-                .where(JOBS.c.status.in_(("validating_files", "queued")))
-                .order_by(JOBS.c.created_at, JOBS.c.id)
+                select(JOBS).where(JOBS.c.status == "queued").order_by(JOBS.c.created_at, JOBS.c.id)
             ).first()
         return dict(row._mapping) if row else None
 
