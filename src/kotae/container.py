@@ -122,7 +122,7 @@ class Container:
                 media,
                 images,
             ),
-            chat_completions=ChatCompletionsService(settings, models),
+            chat_completions=ChatCompletionsService(settings, models, media),
             files=files,
             vector_stores=vector_stores,
             embeddings=EmbeddingsService(embedder),

@@ -254,3 +254,32 @@ def test_streamed_with_an_image(c: OpenAI, site: StaticSite) -> None:
     )
     assert_stream_grammar(events)
     assert events[-1].type in ("response.completed", "response.incomplete")
+
+
+def test_chat_completions_take_image_url_parts(c: OpenAI) -> None:
+    r = c.chat.completions.create(
+        model=REAL_MODEL,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is the invoice total in this image?"},
+                    {"type": "image_url", "image_url": {"url": data_url(invoice_png())}},
+                ],
+            }
+        ],
+        temperature=0,
+        max_tokens=40,
+    )
+    assert "42.50" in (r.choices[0].message.content or "")
+    with pytest.raises(openai.BadRequestError) as err:
+        c.chat.completions.create(
+            model=FAST_MODEL,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": data_url(b"x")}}],
+                }
+            ],
+        )
+    assert err.value.body["param"] == "messages[0].content[0].image_url"  # type: ignore[index]

@@ -9,7 +9,7 @@ from typing import Any
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from kotae import ids
-from kotae.config import Settings
+from kotae.config import ModelConfig, Settings
 from kotae.errors import ContextLengthExceeded, InvalidRequest
 from kotae.providers.inference.base import (
     CancelToken,
@@ -24,6 +24,7 @@ from kotae.providers.inference.base import (
 )
 from kotae.schemas.chat_completions import ChatMessageIn, CreateChatCompletion
 from kotae.services.models import ModelRegistry
+from kotae.services.responses.media import MediaResolver, has_media
 from kotae.services.responses.tools import parse_tools
 
 _ROLES: dict[str, Role] = {
@@ -35,9 +36,12 @@ _ROLES: dict[str, Role] = {
 
 
 class ChatCompletionsService:
-    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, media: MediaResolver | None = None
+    ) -> None:
         self._settings = settings
         self._registry = registry
+        self._media = media
 
     async def prepare(
         self, project_id: str, req: CreateChatCompletion
@@ -48,6 +52,7 @@ class ChatCompletionsService:
         backend = self._registry.backend_for(entry)
         backend.check_capacity()
         messages = [_message(m, i) for i, m in enumerate(req.messages)]
+        await self._add_media(project_id, req, messages, entry.config)
         tools = parse_tools(
             [_responses_tool(t, i) for i, t in enumerate(req.tools or [])],
             _responses_choice(req.tool_choice),
@@ -155,6 +160,33 @@ class ChatCompletionsService:
                         {**base, "choices": [], "usage": _usage(item)}
                     )
 
+    async def _add_media(
+        self,
+        project_id: str,
+        req: CreateChatCompletion,
+        messages: list[ChatMessage],
+        cfg: ModelConfig,
+    ) -> None:
+        """image_url and file parts, resolved as the Responses API resolves its own."""
+        items = [
+            {"id": str(i), "type": "message", "content": _media_parts(m.content)}
+            for i, m in enumerate(req.messages)
+        ]
+        if self._media is None or not has_media(items):
+            return
+        found = await self._media.resolve(
+            project_id,
+            [],
+            items,
+            vision=cfg.vision and cfg.backend == "openai_compat",
+            param="messages",
+        )
+        for (index, _), media in found.items():
+            message = messages[int(index)]
+            if media.text:
+                message.content = "\n\n".join(t for t in (message.content, media.text) if t)
+            message.images.extend(media.images)
+
 
 def _finish(finished: Finished) -> str:
     return {"length": "length", "tool_calls": "tool_calls"}.get(finished.reason, "stop")
@@ -167,6 +199,25 @@ def _call(delta: ToolCallDelta) -> dict[str, Any]:
         "type": "function",
         "function": {"name": c.name, "arguments": c.arguments},
     }
+
+
+def _media_parts(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Chat content parts in the Responses shape (text parts become placeholders, so the
+    indices still match)."""
+    if not isinstance(content, list):
+        return []
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if part.get("type") == "image_url":
+            image = part.get("image_url") or {}
+            url = image.get("url") if isinstance(image, dict) else image
+            parts.append({"type": "input_image", "image_url": url})
+        elif part.get("type") == "file":
+            file = part.get("file") or {}
+            parts.append({"type": "input_file", **file})
+        else:
+            parts.append({"type": "input_text", "text": ""})
+    return parts
 
 
 def _message(m: ChatMessageIn, index: int) -> ChatMessage:
@@ -216,6 +267,8 @@ def _text(content: str | list[dict[str, Any]] | None, index: int) -> str:
         return content
     texts = []
     for j, part in enumerate(content):
+        if part.get("type") in ("image_url", "file"):
+            continue  # resolved by _add_media
         if part.get("type") != "text":
             raise InvalidRequest(
                 f"Content of type '{part.get('type')}' is not supported yet.",

@@ -71,6 +71,7 @@ class MediaResolver:
         new_items: list[dict[str, Any]],
         *,
         vision: bool,
+        param: str = "input",
     ) -> dict[tuple[str, int], Media]:
         """Media for every image/file part, keyed by (item id, part index). A part of the new
         input that fails is a 400 naming it; an older turn's part that no longer loads is
@@ -87,7 +88,7 @@ class MediaResolver:
                         continue
                     if kind == "input_image":
                         number += 1
-                    where = f"input[{i}].content[{j}]"
+                    where = f"{param}[{i}].content[{j}]"
                     try:
                         media = await self._one(project_id, part, number, vision, where)
                     except KotaeError as exc:
