@@ -67,4 +67,21 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     for entry in registry.entries.values():
         if not entry.available and entry.config.backend == "openai_compat":
             results.append((f"model {entry.config.id}", False, "no base_url"))
+    from kotae.providers.vision.perception import PerceptionModels
+
+    missing = PerceptionModels.available()
+    results.append(("image understanding", missing is None, missing or "perception models ok"))
+    trainer = all(importlib.util.find_spec(m) for m in ("torch", "transformers", "peft", "gguf"))
+    results.append(
+        (
+            "fine-tuning",
+            trainer,
+            "torch, transformers, peft and gguf installed" if trainer else "pip install kotae",
+        )
+    )
+    from kotae.services.images import NO_MODEL, ImagesService
+
+    image_model = ImagesService(settings, "").model_id()
+    # Not configured is a choice, not a failure: only the image API needs it.
+    results.append(("image generation", True, f"model {image_model}" if image_model else NO_MODEL))
     return results

@@ -60,3 +60,6 @@ def test_models_list_and_doctor(tmp_path: Path) -> None:
     doctor = run_cli(env, "doctor")
     assert "[FAIL]" not in doctor
     assert "[ok] default model loads" in doctor
+    assert "[ok] image understanding" in doctor
+    assert "[ok] fine-tuning" in doctor
+    assert "kotae models pull" in doctor  # how to get an image model
