@@ -120,6 +120,22 @@ class ResponseEmitter:
     def _copy(self, model: _M) -> _M:
         return model.model_copy(deep=True) if self._snapshots else model
 
+    def _item_added(self, item: Any, output_index: int) -> ResponseOutputItemAddedEvent:
+        return ResponseOutputItemAddedEvent(
+            item=self._copy(item),
+            output_index=output_index,
+            sequence_number=self._next(),
+            type="response.output_item.added",
+        )
+
+    def _item_done(self, item: Any, output_index: int) -> ResponseOutputItemDoneEvent:
+        return ResponseOutputItemDoneEvent(
+            item=self._copy(item),
+            output_index=output_index,
+            sequence_number=self._next(),
+            type="response.output_item.done",
+        )
+
     @property
     def message_open(self) -> bool:
         return self._message is not None
@@ -155,12 +171,7 @@ class ResponseEmitter:
         output_index = len(self.response.output)
         self.response.output.append(message)
         return [
-            ResponseOutputItemAddedEvent(
-                item=self._copy(message),
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.output_item.added",
-            ),
+            self._item_added(message, output_index),
             ResponseContentPartAddedEvent(
                 content_index=0,
                 item_id=message.id,
@@ -212,12 +223,7 @@ class ResponseEmitter:
                 sequence_number=self._next(),
                 type="response.content_part.done",
             ),
-            ResponseOutputItemDoneEvent(
-                item=self._copy(message),
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.output_item.done",
-            ),
+            self._item_done(message, output_index),
         ]
 
     def _start_search(
@@ -227,12 +233,7 @@ class ResponseEmitter:
         assert self._message is None, "close the message first"
         output_index = len(self.response.output)
         self.response.output.append(item)
-        added = ResponseOutputItemAddedEvent(
-            item=self._copy(item),
-            output_index=output_index,
-            sequence_number=self._next(),
-            type="response.output_item.added",
-        )
+        added = self._item_added(item, output_index)
         item.status = "searching"
         fields = {"item_id": item.id, "output_index": output_index}
         if kind == "file_search_call":
@@ -283,12 +284,7 @@ class ResponseEmitter:
                     "type": f"response.{item.type}.completed",
                 }
             ),
-            ResponseOutputItemDoneEvent(
-                item=self._copy(item),
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.output_item.done",
-            ),
+            self._item_done(item, output_index),
         ]
 
     def start_file_search(
@@ -343,12 +339,7 @@ class ResponseEmitter:
             id=ids.new_id("ig"), type="image_generation_call", status="in_progress", result=None
         )
         self.response.output.append(item)
-        added = ResponseOutputItemAddedEvent(
-            item=self._copy(item),
-            output_index=output_index,
-            sequence_number=self._next(),
-            type="response.output_item.added",
-        )
+        added = self._item_added(item, output_index)
         fields = {"item_id": item.id, "output_index": output_index}
         in_progress = ResponseImageGenCallInProgressEvent(
             **fields,
@@ -398,12 +389,7 @@ class ResponseEmitter:
                 sequence_number=self._next(),
                 type="response.image_generation_call.completed",
             ),
-            ResponseOutputItemDoneEvent(
-                item=self._copy(done),
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.output_item.done",
-            ),
+            self._item_done(done, output_index),
         ]
 
     def annotate(self, annotations: list[dict[str, Any]]) -> list[ResponseStreamEvent]:
@@ -465,12 +451,7 @@ class ResponseEmitter:
         )
         output_index = len(self.response.output)
         self.response.output.append(item)
-        added = ResponseOutputItemAddedEvent(
-            item=self._copy(item),
-            output_index=output_index,
-            sequence_number=self._next(),
-            type="response.output_item.added",
-        )
+        added = self._item_added(item, output_index)
         item.input = text
         assert item.id is not None
         return [
@@ -489,12 +470,7 @@ class ResponseEmitter:
                 sequence_number=self._next(),
                 type="response.custom_tool_call_input.done",
             ),
-            ResponseOutputItemDoneEvent(
-                item=self._copy(item),
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.output_item.done",
-            ),
+            self._item_done(item, output_index),
         ]
 
     def function_call(
@@ -518,12 +494,7 @@ class ResponseEmitter:
         )
         output_index = len(self.response.output)
         self.response.output.append(item)
-        added = ResponseOutputItemAddedEvent(
-            item=self._copy(item),
-            output_index=output_index,
-            sequence_number=self._next(),
-            type="response.output_item.added",
-        )
+        added = self._item_added(item, output_index)
         item.arguments = arguments
         item.status = "completed"
         assert item.id is not None
@@ -543,12 +514,7 @@ class ResponseEmitter:
                 sequence_number=self._next(),
                 type="response.function_call_arguments.done",
             ),
-            ResponseOutputItemDoneEvent(
-                item=self._copy(item),
-                output_index=output_index,
-                sequence_number=self._next(),
-                type="response.output_item.done",
-            ),
+            self._item_done(item, output_index),
         ]
 
     def completed(self, usage: ResponseUsage) -> ResponseStreamEvent:
