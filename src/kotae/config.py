@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     max_queued_images: int = Field(
         default=16, description="Image requests waiting for the embedded pipeline; more get 429."
     )
+    public_url: str = Field(
+        default="",
+        description="The base URL clients reach kotae at, e.g. https://ai.example.com (behind "
+        "a proxy); generated images' links start with it. Default: the request's own URL.",
+    )
     image_url_ttl_seconds: int = Field(
         default=3600, description="How long a generated image's URL works."
     )

@@ -150,12 +150,18 @@ def test_remote_openai_compatible_image_api(c: OpenAI, srv: Server, tmp_path: Pa
         KOTAE_IMAGE_BASE_URL=srv.base_url,
         KOTAE_IMAGE_API_KEY=c.api_key,
         KOTAE_IMAGE_REMOTE_MODEL="gpt-image-1",
+        KOTAE_PUBLIC_URL="https://ai.example.com",
     )
     try:
         fc = OpenAI(base_url=front.base_url, api_key=new_key(front.env, "f"), max_retries=0)
         r = fc.images.generate(prompt="a boat", size="256x256", response_format="b64_json")
         img = Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json or "")))
         assert img.size == (256, 256)
+        # Behind a proxy, links start with the public URL.
+        url = fc.images.generate(prompt="a boat", size="256x256").data[0].url or ""
+        assert url.startswith("https://ai.example.com/v1/images/files/")
+        local = url.replace("https://ai.example.com/v1", front.base_url)
+        assert httpx.get(local).status_code == 200
     finally:
         front.stop()
 

@@ -20,7 +20,8 @@ MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/v1"
+    public = request.app.state.container.settings.public_url
+    return (public or str(request.base_url)).rstrip("/") + "/v1"
 
 
 @router.post("/generations")
