@@ -216,7 +216,18 @@ def test_bad_requests_are_400_and_create_nothing(c: OpenAI) -> None:
             "training_file",
         ),
         ({"training_file": good, "model": "no-such-model"}, "model"),
-        ({"training_file": good, "model": FAST_MODEL, "method": {"type": "dpo"}}, "method.type"),
+        (
+            {"training_file": good, "model": FAST_MODEL, "method": {"type": "reinforcement"}},
+            "method.type",
+        ),
+        (
+            {
+                "training_file": good,
+                "model": FAST_MODEL,
+                "method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 5}}},
+            },
+            "method.dpo.hyperparameters.beta",
+        ),
         (
             {"training_file": good, "model": FAST_MODEL, "hyperparameters": {"n_epochs": 0}},
             "hyperparameters.n_epochs",
@@ -312,3 +323,48 @@ def test_files_are_checked_while_another_job_trains(c: OpenAI) -> None:
     assert c.fine_tuning.jobs.retrieve(long.id).status == "running"
     c.fine_tuning.jobs.cancel(long.id)
     assert wait(c, good.id, ("succeeded", "failed")).status == "succeeded"
+
+
+def preferences(n: int = 10) -> list[dict[str, object]]:
+    return [
+        {
+            "input": {"messages": [{"role": "user", "content": f"Greet me, number {i}."}]},
+            "preferred_output": [{"role": "assistant", "content": "Hello there, friend!"}],
+            "non_preferred_output": [{"role": "assistant", "content": "Go away."}],
+        }
+        for i in range(n)
+    ]
+
+
+def test_dpo_job_learns_the_preferred_answer(c: OpenAI) -> None:
+    job = c.fine_tuning.jobs.create(
+        training_file=upload(c, jsonl(preferences())),
+        model=FAST_MODEL,
+        method={"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 3, "beta": 0.5}}},
+    )
+    job = wait(c, job.id, ("succeeded", "failed"))
+    assert job.status == "succeeded", job.error
+    assert job.method is not None and job.method.type == "dpo"
+    assert job.hyperparameters.n_epochs == 3
+    steps = [
+        e.data
+        for e in reversed(list(c.fine_tuning.jobs.list_events(job.id, limit=100)))
+        if e.type == "metrics"
+    ]
+    losses = [s["train_loss"] for s in steps]  # type: ignore[index]
+    # The adapter starts as a no-op, so policy == reference and the loss is exactly log 2.
+    assert abs(losses[0] - 0.6931) < 1e-3
+    assert sum(losses[-10:]) / 10 < 0.5, losses
+    assert steps[-1]["train_reward_accuracy"] == 1.0  # type: ignore[index]
+    assert job.fine_tuned_model is not None
+    c.responses.create(model=job.fine_tuned_model, input="Greet me.", max_output_tokens=16)
+
+
+def test_bad_dpo_file_names_the_line(c: OpenAI) -> None:
+    rows = [*preferences(9), {"input": {"messages": []}, "preferred_output": []}]
+    job = c.fine_tuning.jobs.create(
+        training_file=upload(c, jsonl(rows)), model=FAST_MODEL, method={"type": "dpo"}
+    )
+    job = wait(c, job.id, ("failed", "succeeded"))
+    assert job.status == "failed" and job.error is not None
+    assert job.error.message.startswith("Line 10 has no 'input.messages'")

@@ -69,3 +69,24 @@ def test_errors_name_the_line(bad: object, says: str) -> None:
 def test_not_utf8() -> None:
     with pytest.raises(InvalidTrainingFile, match="UTF-8"):
         load_examples(b"\xff\xfe" * 10, "validation_file")
+
+
+def test_preference_rows() -> None:
+    from kotae.training.data import load_preferences
+
+    row = {
+        "input": {
+            "messages": [
+                {"role": "developer", "content": "be kind"},
+                {"role": "user", "content": "hi"},
+            ]
+        },
+        "preferred_output": [{"role": "assistant", "content": "Hello!"}],
+        "non_preferred_output": [{"role": "assistant", "content": "What."}],
+    }
+    [first, *_] = load_preferences(lines([row] * 10))
+    assert first["prompt"][0]["role"] == "system"
+    assert (first["chosen"], first["rejected"]) == ("Hello!", "What.")
+    bad = {**row, "non_preferred_output": [{"role": "user", "content": "x"}]}
+    with pytest.raises(InvalidTrainingFile, match="Line 11: 'non_preferred_output' must be"):
+        load_preferences(lines([row] * 10 + [bad]))

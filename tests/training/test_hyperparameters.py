@@ -39,3 +39,11 @@ def test_checks() -> None:
         with pytest.raises(InvalidRequest) as err:
             hp.check(bad, "h")
         assert err.value.param == param
+
+
+def test_dpo_beta() -> None:
+    assert hp.check({}, "h", dpo=True)["beta"] == "auto"
+    assert hp.resolve(hp.check({}, "h", dpo=True), 20)["beta"] == hp.AUTO_BETA
+    assert hp.resolve(hp.check({"beta": 0.5}, "h", dpo=True), 20)["beta"] == 0.5
+    with pytest.raises(InvalidRequest):
+        hp.check({"beta": 0.5}, "h")  # only DPO has a beta

@@ -30,7 +30,7 @@ from kotae.services.models import ModelRegistry
 from kotae.storage.repositories.fine_tuning import FineTuningRepository
 from kotae.storage.repositories.projects import ProjectRepository
 from kotae.training import hyperparameters
-from kotae.training.data import load_examples
+from kotae.training.data import load_examples, load_preferences
 
 log = logging.getLogger("kotae.fine_tuning")
 
@@ -80,6 +80,7 @@ class FineTuningService:
 
     async def create(self, project_id: str, req: CreateFineTuningJob) -> dict[str, Any]:
         hp = self._hyperparameters(req)
+        method = req.method.type if req.method is not None else "supervised"
         entry = self._trainable_base(req.model)
         for param, file_id in (
             ("training_file", req.training_file),
@@ -127,7 +128,7 @@ class FineTuningService:
             "estimated_finish": None,
             "integrations": None,
             "metadata": req.metadata,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+            "method": {"type": method, method: {"hyperparameters": hp}},
             "user_provided_suffix": req.suffix,
         }
         assert entry.path is not None
@@ -136,6 +137,7 @@ class FineTuningService:
             "base_id": entry.config.id,
             "context_window": entry.config.context_window,
             "suffix": req.suffix or "",
+            "method": method,
         }
         row = {
             "id": new_id,
@@ -162,16 +164,21 @@ class FineTuningService:
             )
         if method is None:
             return hyperparameters.check(req.hyperparameters or {}, "hyperparameters")
-        if method.type != "supervised":
+        if method.type == "reinforcement":
             raise InvalidRequest(
-                f"The '{method.type}' method is not supported by this server; use 'supervised'.",
+                "The 'reinforcement' method is not supported by this server; use 'supervised' "
+                "or 'dpo'.",
                 param="method.type",
             )
-        sup = method.supervised or {}
-        if set(sup) - {"hyperparameters"}:
-            raise InvalidRequest("Unknown field in method.supervised.", param="method.supervised")
+        options = (method.supervised if method.type == "supervised" else method.dpo) or {}
+        if set(options) - {"hyperparameters"}:
+            raise InvalidRequest(
+                f"Unknown field in method.{method.type}.", param=f"method.{method.type}"
+            )
         return hyperparameters.check(
-            sup.get("hyperparameters") or {}, "method.supervised.hyperparameters"
+            options.get("hyperparameters") or {},
+            f"method.{method.type}.hyperparameters",
+            dpo=method.type == "dpo",
         )
 
     def _trainable_base(self, model: str) -> Any:
@@ -376,17 +383,19 @@ class FineTuningService:
             if found is None:
                 self._fail(row["id"], "invalid_file", f"File {file_id} was deleted.", param)
                 return
+            load = load_preferences if row["spec"].get("method") == "dpo" else load_examples
             try:
-                examples[param] = load_examples(self._files.read_all(found), param)
+                examples[param] = load(self._files.read_all(found), param)
             except InvalidRequest as exc:
                 self._fail(row["id"], exc.code or "invalid_training_file", exc.message, param)
                 return
         hp = hyperparameters.resolve(body["hyperparameters"], len(examples["training_file"]))
+        method = row["spec"].get("method", "supervised")
         body = {
             **body,
             "status": "queued",
             "hyperparameters": hp,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+            "method": {"type": method, method: {"hyperparameters": hp}},
         }
         # The examples go to a file beside the job, not into its row.
         path = self._root / row["id"] / "examples.json"
@@ -505,6 +514,9 @@ class FineTuningService:
                     "valid_mean_token_accuracy",
                     "full_valid_loss",
                     "full_valid_mean_token_accuracy",
+                    "train_reward_margin",
+                    "train_reward_accuracy",
+                    "valid_reward_margin",
                 )
                 if k in event
             }
@@ -567,7 +579,7 @@ class FineTuningService:
         csv.write("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n")
         for m in metrics:
             csv.write(
-                f"{m['step']},{m['train_loss']},{m['train_mean_token_accuracy']},"
+                f"{m['step']},{m['train_loss']},{m.get('train_mean_token_accuracy', '')},"
                 f"{m.get('valid_loss', '')},{m.get('valid_mean_token_accuracy', '')}\n"
             )
         result = asyncio.run(

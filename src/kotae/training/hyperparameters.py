@@ -12,16 +12,20 @@ MIN_TARGET_EXAMPLES, MAX_TARGET_EXAMPLES = 100, 25_000
 DEFAULT_EPOCHS, MAX_EPOCHS = 3, 25
 BASE_LEARNING_RATE = 5e-4  # LoRA's rate at multiplier 1
 AUTO_MULTIPLIER = 2.0
+AUTO_BETA = 0.1  # DPO: how far the model may move from the base
 
 
-def check(hp: dict[str, Any], param: str) -> dict[str, Any]:
+def check(hp: dict[str, Any], param: str, dpo: bool = False) -> dict[str, Any]:
     """The request's values, checked; `auto` (or absent) kept as "auto"."""
     out: dict[str, Any] = {}
-    for name, kind, low, high in (
+    known: list[tuple[str, type, float, float]] = [
         ("n_epochs", int, 1, 50),
         ("batch_size", int, 1, 256),
         ("learning_rate_multiplier", float, 1e-3, 50.0),
-    ):
+    ]
+    if dpo:
+        known.append(("beta", float, 1e-3, 2.0))
+    for name, kind, low, high in known:
         value = hp.get(name, "auto")
         if value is None or value == "auto":
             out[name] = "auto"
@@ -58,8 +62,11 @@ def resolve(hp: dict[str, Any], n_examples: int) -> dict[str, Any]:
     multiplier = hp.get("learning_rate_multiplier", "auto")
     if multiplier == "auto":
         multiplier = AUTO_MULTIPLIER
-    return {
+    out = {
         "n_epochs": int(epochs),
         "batch_size": int(min(batch, n_examples)),
         "learning_rate_multiplier": float(multiplier),
     }
+    if "beta" in hp:
+        out["beta"] = AUTO_BETA if hp["beta"] == "auto" else float(hp["beta"])
+    return out

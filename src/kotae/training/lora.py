@@ -122,6 +122,108 @@ def evaluate(model: Any, rows: list[tuple[list[int], list[int]]], pad: int) -> t
     return sum(losses) / len(losses), sum(accs) / len(accs)
 
 
+class Supervised:
+    """Next-token loss on the assistant turns."""
+
+    def __init__(self, tok: Any, examples: dict[str, Any], limit: int) -> None:
+        self.pad = tok.pad_token_id
+        self.rows = [encode(tok, ex, limit, i + 1) for i, ex in enumerate(examples["train"])]
+        self.valid = [encode(tok, ex, limit, i + 1) for i, ex in enumerate(examples["valid"] or [])]
+
+    def tokens(self, rows: list[Any]) -> int:
+        return sum(len(ids) for ids, _ in rows)
+
+    def step(self, model: Any, rows: list[Any], device: str) -> tuple[Any, dict[str, float]]:
+        batch = {k: v.to(device) for k, v in _batch(rows, self.pad).items()}
+        loss, acc = _loss_and_accuracy(model, batch)
+        return loss, {"train_mean_token_accuracy": round(acc, 4)}
+
+    def evaluate(self, model: Any, device: str) -> dict[str, float]:
+        v_loss, v_acc = evaluate(model, self.valid, self.pad)
+        return {
+            "valid_loss": round(v_loss, 4),
+            "valid_mean_token_accuracy": round(v_acc, 4),
+            "full_valid_loss": round(v_loss, 4),
+            "full_valid_mean_token_accuracy": round(v_acc, 4),
+        }
+
+
+class Preference:
+    """Direct preference optimisation: the adapter learns to prefer one answer over another,
+    measured against the base model (the adapter switched off) as the reference."""
+
+    def __init__(self, tok: Any, examples: dict[str, Any], limit: int, beta: float) -> None:
+        self.pad = tok.pad_token_id
+        self.beta = beta
+        self.rows = [self._encode(tok, ex, limit, i + 1) for i, ex in enumerate(examples["train"])]
+        self.valid = [
+            self._encode(tok, ex, limit, i + 1) for i, ex in enumerate(examples["valid"] or [])
+        ]
+
+    @staticmethod
+    def _encode(tok: Any, ex: dict[str, Any], limit: int, number: int) -> list[Any]:
+        pair = []
+        for answer in (ex["chosen"], ex["rejected"]):
+            turns = [
+                *({**m, "weight": 0} for m in ex["prompt"]),  # only the answer is scored
+                {"role": "assistant", "content": answer, "weight": 1},
+            ]
+            pair.append(encode(tok, turns, limit, number))
+        return pair
+
+    def tokens(self, rows: list[Any]) -> int:
+        return sum(len(ids) for pair in rows for ids, _ in pair)
+
+    def _margins(self, model: Any, rows: list[Any], device: str) -> tuple[Any, Any]:
+        import torch
+
+        flat = [seq for pair in rows for seq in pair]  # chosen, rejected, chosen, ...
+        batch = {k: v.to(device) for k, v in _batch(flat, self.pad).items()}
+
+        def logps(m: Any) -> Any:
+            logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            target = batch["labels"][:, 1:]
+            keep = target != -100
+            picked = torch.gather(
+                logits[:, :-1].log_softmax(-1), 2, target.clamp(min=0).unsqueeze(-1)
+            ).squeeze(-1)
+            return (picked * keep).sum(-1)
+
+        policy = logps(model)
+        with torch.no_grad(), model.disable_adapter():
+            reference = logps(model)
+        ratio = policy - reference
+        return ratio[0::2], ratio[1::2]
+
+    def step(self, model: Any, rows: list[Any], device: str) -> tuple[Any, dict[str, float]]:
+        import torch
+
+        chosen, rejected = self._margins(model, rows, device)
+        margin = self.beta * (chosen - rejected)
+        loss = -torch.nn.functional.logsigmoid(margin).mean()
+        return loss, {
+            "train_reward_margin": round(float(margin.mean().detach()), 4),
+            "train_reward_accuracy": round(float((margin > 0).float().mean()), 4),
+        }
+
+    def evaluate(self, model: Any, device: str) -> dict[str, float]:
+        import torch
+
+        losses, margins = [], []
+        with torch.no_grad():
+            for i in range(0, len(self.valid), 4):
+                chosen, rejected = self._margins(model, self.valid[i : i + 4], device)
+                margin = self.beta * (chosen - rejected)
+                losses.append(float(-torch.nn.functional.logsigmoid(margin).mean()))
+                margins.append(float(margin.mean()))
+        loss = sum(losses) / len(losses)
+        return {
+            "valid_loss": round(loss, 4),
+            "full_valid_loss": round(loss, 4),
+            "valid_reward_margin": round(sum(margins) / len(margins), 4),
+        }
+
+
 def train(spec: dict[str, Any], emit: Emit) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -135,11 +237,14 @@ def train(spec: dict[str, Any], emit: Emit) -> None:
     emit({"event": "loaded", "seconds": round(time.monotonic() - started, 2), "device": device})
     limit = int(spec["context_window"])
     examples = json.loads(Path(spec["examples_path"]).read_text())
-    train_rows = [encode(tok, ex, limit, i + 1) for i, ex in enumerate(examples["train"])]
-    valid_rows = [encode(tok, ex, limit, i + 1) for i, ex in enumerate(examples["valid"] or [])]
     hp = spec["hyperparameters"]
+    objective: Supervised | Preference = (
+        Preference(tok, examples, limit, float(hp["beta"]))
+        if spec.get("method") == "dpo"
+        else Supervised(tok, examples, limit)
+    )
     epochs, batch_size = hp["n_epochs"], hp["batch_size"]
-    steps_per_epoch = math.ceil(len(train_rows) / batch_size)
+    steps_per_epoch = math.ceil(len(objective.rows) / batch_size)
     total = epochs * steps_per_epoch
     model = get_peft_model(
         model,
@@ -155,8 +260,7 @@ def train(spec: dict[str, Any], emit: Emit) -> None:
     lr = BASE_LEARNING_RATE * hp["learning_rate_multiplier"]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
-    pad = tok.pad_token_id
-    order = list(range(len(train_rows)))
+    order = list(range(len(objective.rows)))
     shuffler = random.Random(seed)
     out_dir = Path(spec["out_dir"])
     trained_tokens = 0
@@ -166,17 +270,16 @@ def train(spec: dict[str, Any], emit: Emit) -> None:
         shuffler.shuffle(order)
         for start in range(0, len(order), batch_size):
             step_started = time.monotonic()
-            rows = [train_rows[i] for i in order[start : start + batch_size]]
-            batch = {k: v.to(device) for k, v in _batch(rows, pad).items()}
+            rows = [objective.rows[i] for i in order[start : start + batch_size]]
             model.train()
-            loss, acc = _loss_and_accuracy(model, batch)
+            loss, details = objective.step(model, rows, device)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
             opt.zero_grad()
             step += 1
-            trained_tokens += sum(len(ids) for ids, _ in rows)
+            trained_tokens += objective.tokens(rows)
             # The job's log (train.log): one line a step, with the step's own time.
             print(
                 f"step {step}/{total} loss {loss.item():.4f} "
@@ -184,19 +287,11 @@ def train(spec: dict[str, Any], emit: Emit) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-            metrics: dict[str, Any] = {
-                "step": step,
-                "train_loss": round(loss.item(), 4),
-                "train_mean_token_accuracy": round(acc, 4),
-            }
+            metrics: dict[str, Any] = {"step": step, "train_loss": round(loss.item(), 4), **details}
             last_of_epoch = start + batch_size >= len(order)
-            if valid_rows and last_of_epoch:
+            if objective.valid and last_of_epoch:
                 model.eval()
-                v_loss, v_acc = evaluate(model, valid_rows, pad)
-                metrics["valid_loss"] = round(v_loss, 4)
-                metrics["valid_mean_token_accuracy"] = round(v_acc, 4)
-                metrics["full_valid_loss"] = metrics["valid_loss"]
-                metrics["full_valid_mean_token_accuracy"] = metrics["valid_mean_token_accuracy"]
+                metrics.update(objective.evaluate(model, device))
             emit(
                 {
                     "event": "step",
