@@ -340,7 +340,12 @@ def test_dpo_job_learns_the_preferred_answer(c: OpenAI) -> None:
     job = c.fine_tuning.jobs.create(
         training_file=upload(c, jsonl(preferences())),
         model=FAST_MODEL,
-        method={"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 3, "beta": 0.5}}},
+        method={
+            "type": "dpo",
+            "dpo": {
+                "hyperparameters": {"n_epochs": 3, "beta": 0.5, "learning_rate_multiplier": 10}
+            },
+        },
     )
     job = wait(c, job.id, ("succeeded", "failed"))
     assert job.status == "succeeded", job.error

@@ -20,6 +20,7 @@ from kotae.training.hyperparameters import BASE_LEARNING_RATE
 Emit = Callable[[dict[str, Any]], None]
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 LORA_RANK, LORA_ALPHA = 8, 16
+DPO_RATE_SCALE = 0.2  # at the supervised rate, SmolLM2 over-fit a 10-pair set into babble
 KEEP_CHECKPOINTS = 3  # OpenAI keeps the last three epochs' checkpoints
 
 
@@ -258,6 +259,8 @@ def train(spec: dict[str, Any], emit: Emit) -> None:
     ).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     lr = BASE_LEARNING_RATE * hp["learning_rate_multiplier"]
+    if spec.get("method") == "dpo":
+        lr *= DPO_RATE_SCALE
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
     order = list(range(len(objective.rows)))
