@@ -27,8 +27,6 @@ class ImageJob:
 class ImageBackend(Protocol):
     model_id: str
 
-    def native_size(self) -> tuple[int, int]: ...
-
     def check_capacity(self) -> None:
         """Raises RateLimited when the queue is full."""
         ...

@@ -58,13 +58,6 @@ class DiffusersBackend:
             log.info("image model %s loaded on %s", self.model_id, self._device)
         return self._pipe
 
-    def native_size(self) -> tuple[int, int]:
-        pipe = self._load_now()
-        unet = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
-        sample = int(getattr(unet.config, "sample_size", 64)) if unet is not None else 64
-        side = sample * int(getattr(pipe, "vae_scale_factor", 8))
-        return side, side
-
     def _load_now(self) -> Any:
         with self._lock:
             return self._load()

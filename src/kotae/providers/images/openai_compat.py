@@ -30,9 +30,6 @@ class OpenAICompatImages:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(timeout=timeout, headers=self._headers)
 
-    def native_size(self) -> tuple[int, int]:
-        return 1024, 1024
-
     def check_capacity(self) -> None:
         return None
 
