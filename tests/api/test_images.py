@@ -228,3 +228,54 @@ def test_image_generation_tool_without_a_model_is_400(client: OpenAI) -> None:
         )
     assert err.value.body["param"] == "tools[0].type"  # type: ignore[index]
     assert "kotae models pull" in err.value.message
+
+
+def test_image_tool_edits_the_threads_latest_picture(c: OpenAI) -> None:
+    source = "data:image/png;base64," + base64.b64encode(png((320, 192))).decode()
+    r = c.responses.create(
+        model=FAST_MODEL,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Make this sunset purple."},
+                    {"type": "input_image", "image_url": source},
+                ],
+            }
+        ],
+        tools=[{"type": "image_generation"}],
+        tool_choice={"type": "image_generation"},
+        max_output_tokens=16,
+    )
+    call = r.output[0]
+    assert call.type == "image_generation_call" and call.action == "edit"
+    assert call.revised_prompt == "Make this sunset purple."  # not the image's description
+    edited = Image.open(io.BytesIO(base64.b64decode(call.result or "")))
+    assert edited.size == (320, 192)  # the input picture's size, edited
+    # Next turn: the tool edits the picture it drew before.
+    again = c.responses.create(
+        model=FAST_MODEL,
+        input="Now add stars.",
+        previous_response_id=r.id,
+        tools=[{"type": "image_generation", "action": "edit"}],
+        tool_choice={"type": "image_generation"},
+        max_output_tokens=16,
+    )
+    assert again.output[0].action == "edit"  # type: ignore[union-attr]
+    # Asked to generate, it draws anew at the size asked for.
+    fresh = c.responses.create(
+        model=FAST_MODEL,
+        input="Draw a moon.",
+        previous_response_id=r.id,
+        tools=[{"type": "image_generation", "action": "generate", "size": "256x256"}],
+        tool_choice={"type": "image_generation"},
+        max_output_tokens=16,
+    )
+    assert fresh.output[0].action == "generate"  # type: ignore[union-attr]
+    with pytest.raises(openai.BadRequestError) as err:
+        c.responses.create(
+            model=FAST_MODEL,
+            input="Edit it.",
+            tools=[{"type": "image_generation", "action": "edit"}],
+        )
+    assert "needs an image" in err.value.message

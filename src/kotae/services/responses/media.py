@@ -28,6 +28,7 @@ class Media:
 
     text: str = ""
     images: list[str] = field(default_factory=list)  # data URLs, for vision models
+    picture: bytes | None = None  # an input image's own bytes (the image tool edits them)
 
 
 @dataclass
@@ -152,12 +153,12 @@ class MediaResolver:
             )
         if vision:
             data_url = f"data:{IMAGE_FORMATS[fmt]};base64," + base64.b64encode(loaded.data).decode()
-            return Media("", [data_url])
+            return Media("", [data_url], loaded.data)
         missing = PerceptionModels.available()
         if missing:
             raise InvalidRequest(missing, param=where)
         seen = await asyncio.to_thread(self._perception.perceive, img, fmt)
-        return Media(seen.describe(number))
+        return Media(seen.describe(number), picture=loaded.data)
 
     async def _file(self, project_id: str, part: dict[str, Any], where: str) -> Media:
         if part.get("file_id"):
@@ -233,5 +234,5 @@ def _decode_data(value: str, where: str) -> bytes:
 def _renumber(media: Media, number: int) -> Media:
     if media.text.startswith("[Image "):
         _, _, rest = media.text.partition(":")
-        return Media(f"[Image {number}:{rest}", media.images)
+        return Media(f"[Image {number}:{rest}", media.images, media.picture)
     return media

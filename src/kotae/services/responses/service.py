@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -49,9 +50,9 @@ from kotae.services.images import encode as encode_image
 from kotae.services.models import ModelEntry, ModelRegistry
 from kotae.services.responses import file_search, web_search
 from kotae.services.responses.context import PromptContext, build_context
-from kotae.services.responses.convert import normalize_input
+from kotae.services.responses.convert import item_text, normalize_input
 from kotae.services.responses.events import ResponseEmitter, StreamEvent
-from kotae.services.responses.media import MediaResolver, has_media
+from kotae.services.responses.media import Media, MediaResolver, has_media
 from kotae.services.responses.tools import WEB_TYPES, ToolSetup, parse_tools
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
@@ -73,6 +74,28 @@ GENERATE_IMAGE = FunctionSpec(
     "Draw a new picture (illustration, photo, drawing, logo) when the user asks for an image.",
     {"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]},
 )
+
+
+def last_user_words(items: list[dict[str, Any]]) -> str:
+    for item in reversed(items):
+        if item.get("type", "message") == "message" and item.get("role") == "user":
+            words = item_text(item).strip()
+            if words:
+                return words
+    return ""
+
+
+def latest_picture(p: Prepared) -> bytes | None:
+    """The newest image in the thread: an input image or an earlier generated one."""
+    for item in reversed([*p.history, *p.new_items]):
+        if item.get("type") == "image_generation_call" and item.get("result"):
+            return base64.b64decode(item["result"])
+        if item.get("type", "message") == "message":
+            for j in reversed(range(len(item.get("content") or []))):
+                found = p.media.get((item.get("id", ""), j))
+                if found is not None and found.picture is not None:
+                    return found.picture
+    return None
 
 
 def image_generated(messages: list[ChatMessage], prompt: str) -> list[ChatMessage]:
@@ -99,6 +122,8 @@ class Prepared:
     context: PromptContext
     new_items: list[dict[str, Any]]
     response: Response
+    history: list[dict[str, Any]] = field(default_factory=list)
+    media: dict[tuple[str, int], Media] = field(default_factory=dict)
 
 
 @dataclass
@@ -222,6 +247,13 @@ class ResponsesService:
             new_items,
             self._new_response(req, entry, tools),
         )
+        prepared.history, prepared.media = history, media or {}
+        edit = tools.image_generation is not None and tools.image_generation.get("action") == "edit"
+        if edit and latest_picture(prepared) is None:
+            raise InvalidRequest(
+                "action 'edit' needs an image in the input or an earlier generated one.",
+                param="tools",
+            )
         if conversation_id is not None:
             prepared.response.conversation = ResponseConversation(id=conversation_id)
         return prepared
@@ -423,9 +455,11 @@ class ResponsesService:
                         spent[2] + decided.cached_tokens,
                     ]
                 if prompts:
-                    # The user's own words: a small model's rewrite can lose what was asked.
-                    prompt = prompts[-1]
-                    async for drawn in self._generate_image(emitter, image, prompt):
+                    # The user's own words (without any image description): a small model's
+                    # rewrite can lose what was asked.
+                    prompt = last_user_words(p.new_items) or prompts[-1]
+                    source = None if image.get("action") == "generate" else latest_picture(p)
+                    async for drawn in self._generate_image(emitter, image, prompt, source):
                         yield drawn
                     request = dataclasses.replace(
                         request, messages=image_generated(request.messages, prompt)
@@ -497,9 +531,10 @@ class ResponsesService:
         yield terminal
 
     async def _generate_image(
-        self, emitter: ResponseEmitter, tool: dict[str, Any], prompt: str
+        self, emitter: ResponseEmitter, tool: dict[str, Any], prompt: str, source: bytes | None
     ) -> AsyncIterator[StreamEvent]:
-        """The image_generation_call item: partial pictures as they come, then the result."""
+        """The image_generation_call item: partial pictures as they come, then the result.
+        With a `source` picture (the thread's latest image), the prompt edits it."""
         assert self._images is not None
         fmt = tool.get("output_format") or "png"
         options = {
@@ -507,6 +542,7 @@ class ResponsesService:
             "quality": tool.get("quality") or "auto",
             "output_format": fmt,
             "background": "opaque",
+            "action": "edit" if source is not None else "generate",
         }
         for event in emitter.start_image_generation():
             yield event
@@ -528,10 +564,10 @@ class ResponsesService:
             "response_format": "b64_json",
             "partial_images": tool.get("partial_images") or 0,
         }
+        wanted = on_partial if params["partial_images"] else None
+        picture = Image.open(io.BytesIO(source)).convert("RGB") if source is not None else None
         task = asyncio.ensure_future(
-            self._images.create(
-                params, "", on_partial=on_partial if params["partial_images"] else None
-            )
+            self._images.create(params, "", image=picture, on_partial=wanted)
         )
         try:
             while not task.done() or not partials.empty():
@@ -540,7 +576,8 @@ class ResponsesService:
                 if waiter.done():
                     index, picture = waiter.result()
                     b64 = base64.b64encode(encode_image(picture, fmt)).decode()
-                    yield emitter.partial_image(index, b64, options)
+                    shown = {k: v for k, v in options.items() if k != "action"}
+                    yield emitter.partial_image(index, b64, shown)
                 else:
                     waiter.cancel()
             result = task.result()

@@ -120,12 +120,6 @@ def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> Tool
                     f"image_generation option '{key}' is not supported by this server.",
                     param=f"tools[{i}].{key}",
                 )
-        if raw.get("action") == "edit":
-            raise InvalidRequest(
-                "Editing input images with the image_generation tool is not supported yet; "
-                "use /v1/images/edits.",
-                param=f"tools[{i}].action",
-            )
         image = dict(raw)
     choice = raw_choice
     if image is not None:
