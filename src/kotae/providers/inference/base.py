@@ -27,6 +27,13 @@ class ChatMessage:
     images: list[str] = field(default_factory=list)  # data URLs, for vision models
 
 
+def with_system_note(messages: list[ChatMessage], note: str) -> list[ChatMessage]:
+    """The messages with `note` added to the system turn (made first if there is none)."""
+    if messages and messages[0].role == "system":
+        return [ChatMessage("system", f"{messages[0].content}\n\n{note}"), *messages[1:]]
+    return [ChatMessage("system", note), *messages]
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str

@@ -35,6 +35,7 @@ from kotae.providers.inference.base import (
     TextDelta,
     ToolCall,
     ToolCallDelta,
+    with_system_note,
 )
 
 # For GGUFs without a chat template (e.g. base or test models): ChatML.
@@ -219,13 +220,7 @@ class LlamaCppBackend:
         elif tools:
             assert request is not None
             hint = tool_calls.system_prompt(tools, request.tool_mode == "required")
-            if messages and messages[0].role == "system":
-                messages = [
-                    ChatMessage("system", f"{messages[0].content}\n\n{hint}"),
-                    *messages[1:],
-                ]
-            else:
-                messages = [ChatMessage("system", hint), *messages]
+            messages = with_system_note(messages, hint)
         try:
             formatted = self._formatter(
                 messages=tool_calls.template_messages(messages, self._native_tools), **extra

@@ -24,6 +24,7 @@ from kotae.providers.inference.base import (
     TextDelta,
     ToolCall,
     ToolCallDelta,
+    with_system_note,
 )
 
 
@@ -155,14 +156,13 @@ class OpenAICompatBackend:
         call decoded by the engine's own JSON-schema output (constrained decoding)."""
         required = request.tool_mode == "required"
         hint = tool_calls.system_prompt(tools, required)
-        shown = [
-            ChatMessage(m["role"], m["content"])
-            for m in tool_calls.template_messages(request.messages, native=False)
-        ]
-        if shown and shown[0].role == "system":
-            shown[0] = ChatMessage("system", f"{shown[0].content}\n\n{hint}")
-        else:
-            shown.insert(0, ChatMessage("system", hint))
+        shown = with_system_note(
+            [
+                ChatMessage(m["role"], m["content"])
+                for m in tool_calls.template_messages(request.messages, native=False)
+            ],
+            hint,
+        )
         fmt = request.response_format
         if required:
             fmt = {

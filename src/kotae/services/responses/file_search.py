@@ -16,6 +16,7 @@ from kotae.providers.inference.base import (
     FunctionSpec,
     TextDelta,
     ToolCallDelta,
+    with_system_note,
 )
 
 SEARCH = FunctionSpec(
@@ -96,9 +97,7 @@ def grounded(messages: list[ChatMessage], results: list[dict[str, Any]]) -> list
         )
     else:
         note = "A search of the user's files found nothing relevant; say so if it matters."
-    if messages and messages[0].role == "system":
-        return [ChatMessage("system", f"{messages[0].content}\n\n{note}"), *messages[1:]]
-    return [ChatMessage("system", note), *messages]
+    return with_system_note(messages, note)
 
 
 def citations(results: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ from kotae.providers.inference.base import (
     TextDelta,
     ToolCall,
     ToolCallDelta,
+    with_system_note,
 )
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
@@ -104,9 +105,7 @@ def image_generated(messages: list[ChatMessage], prompt: str) -> list[ChatMessag
         "attached to your reply. Say in one short sentence that here it is; do not describe "
         "details you cannot see."
     )
-    if messages and messages[0].role == "system":
-        return [ChatMessage("system", f"{messages[0].content}\n\n{note}"), *messages[1:]]
-    return [ChatMessage("system", note), *messages]
+    return with_system_note(messages, note)
 
 
 TERMINAL_EVENTS = (ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent)

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kotae.net.fetch import Fetcher
-from kotae.providers.inference.base import ChatMessage, FunctionSpec
+from kotae.providers.inference.base import ChatMessage, FunctionSpec, with_system_note
 from kotae.providers.web_search.base import SearchHit, WebSearchProvider
 
 SEARCH_WEB = FunctionSpec(
@@ -79,9 +79,7 @@ def grounded(messages: list[ChatMessage], sources: list[Source]) -> list[ChatMes
         note = f"Answer using these web search results.\n\n{body}"
     else:
         note = "A web search found nothing; say so."
-    if messages and messages[0].role == "system":
-        return [ChatMessage("system", f"{messages[0].content}\n\n{note}"), *messages[1:]]
-    return [ChatMessage("system", note), *messages]
+    return with_system_note(messages, note)
 
 
 def citations(sources: list[Source], text: str) -> list[dict[str, Any]]:
