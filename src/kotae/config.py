@@ -66,10 +66,16 @@ class ModelConfig(BaseModel):
         "Qwen2.5-VL or llama.cpp's server with --mmproj). Otherwise kotae describes images "
         "with its perception models.",
     )
+
     default_temperature: float = Field(
         default=0.2, description="Temperature when a request sends none (small models need low)."
     )
     default_top_p: float = Field(default=0.95, description="top_p when a request sends none.")
+
+    @property
+    def sees_images(self) -> bool:
+        """Images go to the engine itself (only remote engines take them)."""
+        return self.vision and self.backend == "openai_compat"
 
 
 def default_data_dir() -> Path:

@@ -178,14 +178,12 @@ class ChatCompletionsService:
             project_id,
             [],
             items,
-            vision=cfg.vision and cfg.backend == "openai_compat",
+            vision=cfg.sees_images,
             param="messages",
         )
         for (index, _), media in found.items():
             message = messages[int(index)]
-            if media.text:
-                message.content = "\n\n".join(t for t in (message.content, media.text) if t)
-            message.images.extend(media.images)
+            media.attach(message)
 
 
 def _finish(finished: Finished) -> str:

@@ -241,9 +241,7 @@ def to_chat_messages(
             for j, part in enumerate(item.get("content") or []):
                 found = (media or {}).get((item.get("id", ""), j))
                 if part.get("type") in ("input_image", "input_file") and found is not None:
-                    if found.text:
-                        message.content = "\n\n".join(t for t in (message.content, found.text) if t)
-                    message.images.extend(found.images)
+                    found.attach(message)
             messages.append(message)
         elif kind in ("function_call", "custom_tool_call"):
             name = item["name"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from kotae.errors import InvalidRequest, KotaeError
 from kotae.net.fetch import Fetcher
+from kotae.providers.inference.base import ChatMessage
 from kotae.providers.vision.perception import PerceptionModels, open_image
 from kotae.services.files import FilesService
 from kotae.services.vector_stores.extract import extract_text
@@ -29,6 +30,13 @@ class Media:
     text: str = ""
     images: list[str] = field(default_factory=list)  # data URLs, for vision models
     picture: bytes | None = None  # an input image's own bytes (the image tool edits them)
+
+    def attach(self, message: ChatMessage) -> None:
+        """Into the message it belongs to: the text after the message's own words, the
+        pictures beside them."""
+        if self.text:
+            message.content = "\n\n".join(t for t in (message.content, self.text) if t)
+        message.images.extend(self.images)
 
 
 @dataclass

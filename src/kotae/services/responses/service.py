@@ -218,12 +218,8 @@ class ResponsesService:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
         media = None
         if self._media is not None and has_media(history + new_items):
-            cfg = entry.config
             media = await self._media.resolve(
-                project_id,
-                history,
-                new_items,
-                vision=cfg.vision and cfg.backend == "openai_compat",
+                project_id, history, new_items, vision=entry.config.sees_images
             )
         max_out = req.max_output_tokens or self._settings.max_output_tokens_default
         context = await build_context(
