@@ -44,9 +44,11 @@ async def decide_queries(
     forced: bool,
     cancel: CancelToken,
     search: FunctionSpec = SEARCH,
+    question: str = "",
 ) -> tuple[list[str], Finished | None]:
     """The queries to search, or none. The choice is a required call of one of two
-    functions, so a small model's answer is always one of them and well-formed."""
+    functions, so a small model's answer is always one of them and well-formed. `question`:
+    the user's own words (default: the last user message as the model sees it)."""
     request = dataclasses.replace(
         base,
         tools=[search] if forced else [search, NO_SEARCH],
@@ -68,7 +70,7 @@ async def decide_queries(
             text += chunk.text
         elif isinstance(chunk, Finished):
             finished = chunk
-    question = last_user_text(base.messages).strip()
+    question = (question or last_user_text(base.messages)).strip()
     if call is None:
         # An engine that cannot call tools: search with the question itself.
         return ([question] if question else []), finished

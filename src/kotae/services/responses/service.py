@@ -374,6 +374,9 @@ class ResponsesService:
         spent = [0, 0, 0]  # input, output, cached tokens of turns before the answer
         results: list[dict[str, Any]] | None = None
         sources: list[web_search.Source] | None = None
+        # The user's own words, without the automatic descriptions of their images: the
+        # searches and the image prompt start from them.
+        question = last_user_words(p.new_items)
         try:
             web = p.tools.web_search
             if web is not None and p.tools.web_mode != "none":
@@ -384,6 +387,7 @@ class ResponsesService:
                     p.tools.web_mode == "required",
                     cancel,
                     web_search.SEARCH_WEB,
+                    question,
                 )
                 if decided is not None:
                     spent = _plus(spent, decided)
@@ -411,7 +415,12 @@ class ResponsesService:
             spec = p.tools.file_search
             if spec is not None and p.tools.search_mode != "none":
                 queries, decided = await file_search.decide_queries(
-                    p.backend, request, p.tools.search_mode == "required", cancel
+                    p.backend,
+                    request,
+                    p.tools.search_mode == "required",
+                    cancel,
+                    file_search.SEARCH,
+                    question,
                 )
                 if decided is not None:
                     spent = _plus(spent, decided)
@@ -446,14 +455,18 @@ class ResponsesService:
             image = p.tools.image_generation
             if image is not None and p.tools.image_mode != "none":
                 prompts, decided = await file_search.decide_queries(
-                    p.backend, request, p.tools.image_mode == "required", cancel, GENERATE_IMAGE
+                    p.backend,
+                    request,
+                    p.tools.image_mode == "required",
+                    cancel,
+                    GENERATE_IMAGE,
+                    question,
                 )
                 if decided is not None:
                     spent = _plus(spent, decided)
                 if prompts:
-                    # The user's own words (without any image description): a small model's
-                    # rewrite can lose what was asked.
-                    prompt = last_user_words(p.new_items) or prompts[-1]
+                    # The user's own words: a small model's rewrite can lose what was asked.
+                    prompt = prompts[-1]
                     source = None if image.get("action") == "generate" else latest_picture(p)
                     async for drawn in self._generate_image(emitter, image, prompt, source):
                         yield drawn
