@@ -117,13 +117,7 @@ class FineTuningRepository:
     def find_model(self, project_id: str, model: str) -> tuple[dict[str, Any], str] | None:
         """(job, adapter path) for a fine-tuned model or one of its checkpoints."""
         with self._engine.connect() as conn:
-            job = conn.execute(
-                select(JOBS).where(
-                    JOBS.c.project_id == project_id,
-                    JOBS.c.fine_tuned_model == model,
-                    JOBS.c.model_deleted.is_(False),
-                )
-            ).first()
+            job = conn.execute(_live_model(project_id, model)).first()
             if job is not None:
                 return dict(job._mapping), str(job.spec.get("adapter_path") or "")
             hit = conn.execute(
@@ -153,14 +147,17 @@ class FineTuningRepository:
 
     def delete_model(self, project_id: str, model: str) -> dict[str, Any] | None:
         with self._engine.begin() as conn:
-            row = conn.execute(
-                select(JOBS).where(
-                    JOBS.c.project_id == project_id,
-                    JOBS.c.fine_tuned_model == model,
-                    JOBS.c.model_deleted.is_(False),
-                )
-            ).first()
+            row = conn.execute(_live_model(project_id, model)).first()
             if row is None:
                 return None
             conn.execute(update(JOBS).where(JOBS.c.id == row.id).values(model_deleted=True))
         return dict(row._mapping)
+
+
+def _live_model(project_id: str, model: str) -> Any:
+    """The job whose fine-tuned model this is, in this project, not deleted."""
+    return select(JOBS).where(
+        JOBS.c.project_id == project_id,
+        JOBS.c.fine_tuned_model == model,
+        JOBS.c.model_deleted.is_(False),
+    )
