@@ -36,6 +36,7 @@ log = logging.getLogger("kotae.fine_tuning")
 
 ACTIVE = ("validating_files", "queued", "running")
 SUFFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
+STOPPED = "kotae stopped while this job was training; create the job again."
 
 
 def job_id() -> str:
@@ -51,6 +52,17 @@ def _event(message: str, level: str = "info", data: dict[str, Any] | None = None
         "message": message,
         "data": data or {},
         "type": "metrics" if data and "step" in data else "message",
+    }
+
+
+def _ended(body: dict[str, Any], status: str, **changes: Any) -> dict[str, Any]:
+    """The job's body once it has finished, one way or another."""
+    return {
+        **body,
+        "status": status,
+        "finished_at": int(time.time()),
+        "estimated_finish": None,
+        **changes,
     }
 
 
@@ -237,12 +249,7 @@ class FineTuningService:
                 f"Job {job} has already {body['status']}; it cannot be cancelled.",
                 param="fine_tuning_job_id",
             )
-        body = {
-            **body,
-            "status": "cancelled",
-            "finished_at": int(time.time()),
-            "estimated_finish": None,
-        }
+        body = _ended(body, "cancelled")
         changed = await asyncio.to_thread(
             self._repo.update,
             job,
@@ -309,17 +316,8 @@ class FineTuningService:
 
     def start(self) -> None:
         for row in self._repo.with_status(("running",)):
-            body = {
-                **row["body"],
-                "status": "failed",
-                "finished_at": int(time.time()),
-                "estimated_finish": None,
-                "error": {
-                    "code": "server_restarted",
-                    "message": "kotae stopped while this job was training; create the job again.",
-                    "param": None,
-                },
-            }
+            error = {"code": "server_restarted", "message": STOPPED, "param": None}
+            body = _ended(row["body"], "failed", error=error)
             self._repo.update(
                 row["id"], body, events=[_event("The server restarted during training.", "error")]
             )
@@ -357,13 +355,9 @@ class FineTuningService:
 
     def _fail(self, job: str, code: str, message: str, param: str | None = None) -> None:
         row = self._current(job)
-        body = {
-            **row["body"],
-            "status": "failed",
-            "finished_at": int(time.time()),
-            "estimated_finish": None,
-            "error": {"code": code, "message": message, "param": param},
-        }
+        body = _ended(
+            row["body"], "failed", error={"code": code, "message": message, "param": param}
+        )
         self._repo.update(
             job,
             body,
@@ -462,11 +456,7 @@ class FineTuningService:
             if self._current(job)["status"] == "cancelled":
                 return
             if self._stopping.is_set():
-                self._fail(
-                    job,
-                    "server_restarted",
-                    "kotae stopped while this job was training; create the job again.",
-                )
+                self._fail(job, "server_restarted", STOPPED)
                 return
             message = (outcome or {}).get("message") or (
                 f"The training process ended with code {proc.returncode}; see {out / 'train.log'}."
@@ -592,15 +582,13 @@ class FineTuningService:
                 "text/csv",
             )
         )
-        body = {
-            **row["body"],
-            "status": "succeeded",
-            "fine_tuned_model": model,
-            "finished_at": int(time.time()),
-            "estimated_finish": None,
-            "trained_tokens": outcome["trained_tokens"],
-            "result_files": [result.id],
-        }
+        body = _ended(
+            row["body"],
+            "succeeded",
+            fine_tuned_model=model,
+            trained_tokens=outcome["trained_tokens"],
+            result_files=[result.id],
+        )
         spec = {**row["spec"], "adapter_path": str(Path(outcome["path"]) / "adapter.gguf")}
         self._repo.update(
             job,
