@@ -5,12 +5,9 @@ queue, and each step is logged."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import queue
 import random
-import threading
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +29,10 @@ class DiffusersBackend:
         self._steps = steps
         self._pipe: Any = None
         self._device = "cpu"
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        # One thread owns the pipeline; requests wait their turn in its FIFO queue.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="images")
         self._max_queued = max_queued
         self._pending = 0
-        self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
 
     def _load(self) -> Any:
         if self._pipe is None:
@@ -58,10 +54,6 @@ class DiffusersBackend:
             log.info("image model %s loaded on %s", self.model_id, self._device)
         return self._pipe
 
-    def _load_now(self) -> Any:
-        with self._lock:
-            return self._load()
-
     def check_capacity(self) -> None:
         if self._pending >= self._max_queued:
             raise RateLimited(
@@ -73,40 +65,16 @@ class DiffusersBackend:
         self, job: ImageJob, on_partial: PartialCallback | None = None
     ) -> list[Image.Image]:
         self.check_capacity()
-        self._ensure_worker()
-        future: concurrent.futures.Future[list[Image.Image]] = concurrent.futures.Future()
-
-        def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(self._run(job, on_partial))
-            except BaseException as exc:
-                future.set_exception(exc)
-
         self._pending += 1
         try:
-            self._jobs.put(run)
-            return await asyncio.wrap_future(future)
+            return await asyncio.wrap_future(self._worker.submit(self._run, job, on_partial))
         finally:
             self._pending -= 1
-
-    def _ensure_worker(self) -> None:
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._serve, name="images", daemon=True)
-            self._worker.start()
-
-    def _serve(self) -> None:
-        while True:
-            task = self._jobs.get()
-            if task is None:
-                return
-            task()
 
     def _run(self, job: ImageJob, on_partial: PartialCallback | None) -> list[Image.Image]:
         import torch
 
-        pipe = self._load_now()
+        pipe = self._load()
         steps = max(1, round(self._steps * QUALITY_STEPS.get(job.quality, 0.5)))
         seed = random.randrange(2**31)
         kwargs: dict[str, Any] = {
@@ -155,7 +123,7 @@ class DiffusersBackend:
         return images
 
     async def close(self) -> None:
-        self._jobs.put(None)
+        self._worker.shutdown(wait=False, cancel_futures=True)
         self._pipe = None
 
 
