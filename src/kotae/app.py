@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         )
         if failed:
             log.warning("%d background responses were cut off by a restart", failed)
+        built.models.warm_up(settings.default_model)
         built.vector_stores.start()
         await anyio.to_thread.run_sync(built.fine_tuning.start)
         purge = asyncio.create_task(_purge_forever(built))
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             await built.responses.shutdown()
             await built.models.close()
             await built.images.close()
+            await built.perception.close()
 
     app = FastAPI(title="kotae", version=__version__, lifespan=lifespan)
     errors.install(app)

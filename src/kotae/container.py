@@ -12,7 +12,7 @@ from kotae.net.guard import FetchGuard
 from kotae.providers.blobs.local import LocalBlobStore
 from kotae.providers.embeddings.use import UseMultilingual
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
-from kotae.providers.vision.perception import PerceptionModels
+from kotae.providers.vision.perception_runner import PerceptionRunner
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.providers.web_search.brave import BraveProvider
 from kotae.providers.web_search.searxng import SearxngProvider
@@ -61,6 +61,7 @@ class Container:
     key_cache: KeyCache
     fine_tuning: FineTuningService
     images: ImagesService
+    perception: PerceptionRunner
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -98,10 +99,11 @@ class Container:
         # The key that signs generated images' URLs: made once, shared by every replica.
         projects.claim_setting(SECRET_SETTING, secrets.token_hex(32))
         images = ImagesService(settings, projects.get_setting(SECRET_SETTING) or "")
+        perception = PerceptionRunner(settings.max_image_pixels)
         media = MediaResolver(
             fetcher,
             files,
-            PerceptionModels(),
+            perception,
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
             max_file_bytes=settings.max_file_bytes,
@@ -131,4 +133,5 @@ class Container:
             key_cache=KeyCache(settings.key_cache_seconds),
             fine_tuning=fine_tuning,
             images=images,
+            perception=perception,
         )

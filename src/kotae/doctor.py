@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 
 from kotae.config import Settings
+
+
+async def self_test(model_id: str, path: str) -> tuple[bool, str]:
+    """Load the model in a runner process and decode a few tokens, as the server does at start:
+    a crash there (a bad build, a bad file) is reported, not suffered."""
+    from kotae.errors import KotaeError
+    from kotae.providers.inference.llama_cpp_runner import LlamaCppRunnerBackend
+    from kotae.runners.targets import SELF_TEST_TOKENS
+
+    backend = LlamaCppRunnerBackend(model_id, path, context_window=512)
+    try:
+        await backend.runner.ensure_started()
+        return True, f"loaded and decoded {SELF_TEST_TOKENS} tokens in an engine process"
+    except KotaeError as exc:
+        return False, exc.message
+    finally:
+        await backend.close()
 
 
 def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
@@ -53,17 +71,10 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         )
     else:
         results.append(("default model", True, f"{default.config.id} at {default.path}"))
-        try:
-            if default.config.backend == "llama_cpp":
-                from kotae.providers.inference.llama_cpp import LlamaCppBackend
-
-                assert default.path is not None
-                LlamaCppBackend(
-                    default.config.id, str(default.path), context_window=512
-                ).load().close()
-            results.append(("default model loads", True, "ok"))
-        except Exception as exc:
-            results.append(("default model loads", False, str(exc)))
+        if default.config.backend == "llama_cpp":
+            assert default.path is not None
+            passed, detail = asyncio.run(self_test(default.config.id, str(default.path)))
+            results.append(("default model decodes", passed, detail))
     for entry in registry.entries.values():
         if not entry.available and entry.config.backend == "openai_compat":
             results.append((f"model {entry.config.id}", False, "no base_url"))

@@ -73,3 +73,11 @@ class BackendError(KotaeError):
 
     status_code = 502
     error_type = "server_error"
+
+
+class EngineUnavailable(KotaeError):
+    """An engine runner is down: it crashed (and is restarting) or could not start."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "engine_unavailable"

@@ -15,7 +15,7 @@ from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJob
 
 from tests.conftest import FAST_MODEL
-from tests.helpers import Server, assert_stream_grammar, new_key
+from tests.helpers import Server, alive, assert_stream_grammar, children, new_key, wait_until
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -294,9 +294,13 @@ def test_restart_during_training_fails_the_job_clearly(tmp_path: Path) -> None:
         hyperparameters={"n_epochs": 50},
     )
     wait(client, job.id, ("running",), timeout=60)
+    trainers = children(srv.proc.pid, "kotae.training.run")
+    assert len(trainers) == 1
     srv.proc.kill()  # no graceful shutdown: the row still says running
     srv.proc.wait()
     srv._log.close()
+    # The trainer goes with the server instead of training on for a job nobody runs.
+    wait_until(lambda: not alive(trainers[0]), 10, "the trainer exits")
     again = Server(tmp_path / "d")
     try:
         client = OpenAI(base_url=again.base_url, api_key=client.api_key, max_retries=0)

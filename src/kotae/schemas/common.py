@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kotae.errors import InvalidRequest
+
+
+def bad_unicode_path(value: Any) -> str | None:
+    """Where in a JSON value a string holds a lone surrogate (JSON's "\\ud800" escape decodes
+    to one; it cannot be encoded, stored or tokenized), or None."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                stack.append((f"{path}.{key}" if path else str(key), key))
+                stack.append((f"{path}.{key}" if path else str(key), inner))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+    return None
 
 
 class StrictModel(BaseModel):
     """Unknown fields are a 400 naming the field, as OpenAI answers them."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        path = bad_unicode_path(data)
+        if path is not None:
+            raise InvalidRequest(
+                f"Invalid value for '{path}': the text is not valid Unicode (it holds a lone "
+                "surrogate such as \\ud800).",
+                param=path or None,
+                code="invalid_value",
+            )
+        return data
 
 
 Metadata = Annotated[dict[str, str], Field(max_length=16)]

@@ -24,6 +24,7 @@ from kotae.providers.inference.base import (
 )
 from kotae.schemas.chat_completions import ChatMessageIn, CreateChatCompletion
 from kotae.services.models import ModelRegistry
+from kotae.services.responses.context import refuse_oversized
 from kotae.services.responses.media import MediaResolver, has_media
 from kotae.services.responses.tools import parse_tools
 
@@ -60,6 +61,7 @@ class ChatCompletionsService:
         max_out = (
             req.max_completion_tokens or req.max_tokens or self._settings.max_output_tokens_default
         )
+        refuse_oversized(messages, backend.context_window, "messages")
         tokens = await backend.count_tokens(messages)
         if tokens + 16 > backend.context_window:
             raise ContextLengthExceeded(
@@ -95,11 +97,17 @@ class ChatCompletionsService:
         )
         return backend, chat, entry.config.id
 
-    async def create(self, backend: ChatBackend, chat: ChatRequest, model: str) -> ChatCompletion:
+    async def create(
+        self,
+        backend: ChatBackend,
+        chat: ChatRequest,
+        model: str,
+        cancel: CancelToken | None = None,
+    ) -> ChatCompletion:
         text: list[str] = []
         calls: list[dict[str, Any]] = []
         finished: Finished | None = None
-        async for chunk in backend.stream(chat, CancelToken()):
+        async for chunk in backend.stream(chat, cancel or CancelToken()):
             if isinstance(chunk, TextDelta):
                 text.append(chunk.text)
             elif isinstance(chunk, ToolCallDelta):

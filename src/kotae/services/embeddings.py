@@ -14,7 +14,13 @@ from kotae.schemas.embeddings import CreateEmbedding
 from kotae.services.vector_stores.chunking import count_tokens
 
 ALIASES = ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"]
+# OpenAI's limits: tokens an input, inputs a request, tokens a request.
 MAX_INPUTS = 2048
+MAX_INPUT_TOKENS = 8192
+MAX_REQUEST_TOKENS = 300_000
+# No token is longer than this many characters, so a longer input is refused unread (the
+# encoder's memory grows with the input: a 10 MB input once took 20 GB).
+MAX_CHARS_PER_TOKEN = 8
 
 
 class EmbeddingsService:
@@ -23,6 +29,35 @@ class EmbeddingsService:
 
     def names(self) -> list[str]:
         return [self.embedder.model_id, *ALIASES]
+
+    @staticmethod
+    def _token_counts(texts: list[str], listed: bool) -> list[int]:
+        """Each input's tokens, with the limits checked before the encoder sees anything."""
+        counts: list[int] = []
+        chars = 0
+        for i, text in enumerate(texts):
+            param = f"input[{i}]" if listed else "input"
+            n = (
+                MAX_INPUT_TOKENS + 1
+                if len(text) > MAX_INPUT_TOKENS * MAX_CHARS_PER_TOKEN
+                else count_tokens(text)
+            )
+            if n > MAX_INPUT_TOKENS:
+                raise InvalidRequest(
+                    f"Invalid '{param}': this model's maximum input length is "
+                    f"{MAX_INPUT_TOKENS} tokens; this input is longer ({len(text)} characters).",
+                    param=param,
+                    code="context_length_exceeded",
+                )
+            counts.append(n)
+            chars += len(text)
+            if sum(counts) > MAX_REQUEST_TOKENS or chars > MAX_REQUEST_TOKENS * MAX_CHARS_PER_TOKEN:
+                raise InvalidRequest(
+                    f"Requests may hold at most {MAX_REQUEST_TOKENS} tokens in all inputs.",
+                    param="input",
+                    code="max_tokens_per_request",
+                )
+        return counts
 
     def create(self, req: CreateEmbedding) -> dict[str, Any]:
         if req.model != self.embedder.model_id and not any(
@@ -38,6 +73,7 @@ class EmbeddingsService:
             raise InvalidRequest(f"At most {MAX_INPUTS} inputs a request.", param="input")
         if any(not t for t in texts):
             raise InvalidRequest("input strings must not be empty.", param="input")
+        counts = self._token_counts([str(t) for t in texts], isinstance(req.input, list))
         full = self.embedder.dimensions
         if req.dimensions is not None and req.dimensions > full:
             raise InvalidRequest(f"dimensions may be at most {full}.", param="dimensions")
@@ -46,7 +82,7 @@ class EmbeddingsService:
             # Shortened as OpenAI does: the leading dimensions, normalised again.
             vectors = vectors[:, : req.dimensions]
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        tokens = sum(count_tokens(str(t)) for t in texts)
+        tokens = sum(counts)
         data = []
         for i, v in enumerate(vectors.astype(np.float32)):
             value: Any = (
@@ -58,6 +94,6 @@ class EmbeddingsService:
         return {
             "object": "list",
             "data": data,
-            "model": self.embedder.model_id,
+            "model": req.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }

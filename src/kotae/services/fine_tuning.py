@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -109,6 +110,10 @@ class FineTuningService:
                     "purpose 'fine-tune'.",
                     param=param,
                 )
+        from kotae.training.gguf_adapter import check_trainable
+
+        assert entry.path is not None
+        await asyncio.to_thread(check_trainable, entry.path)
         if req.suffix is not None and not SUFFIX.match(req.suffix):
             raise InvalidRequest(
                 "suffix may hold only letters, digits, '-', '_' and '.'.", param="suffix"
@@ -209,9 +214,6 @@ class FineTuningService:
                 param="model",
                 code="model_not_available",
             )
-        from kotae.training.gguf_adapter import check_trainable
-
-        check_trainable(entry.path)
         return entry
 
     async def retrieve(self, project_id: str, job: str) -> dict[str, Any]:
@@ -421,6 +423,7 @@ class FineTuningService:
             hf_dir=str(self._settings.data_dir / "hf" / spec["base_id"]),
             template=FALLBACK_TEMPLATE,
             arch=base_architecture(Path(spec["base_gguf"])),
+            parent_pid=os.getpid(),
         )
         (out / "spec.json").write_text(json.dumps(spec))
         started = time.time()

@@ -89,11 +89,11 @@ class ImagesService:
                     api_key=s.image_api_key,
                 )
             else:
-                from kotae.providers.images.diffusers_pipeline import DiffusersBackend
+                from kotae.providers.images.diffusers_runner import DiffusersRunnerBackend
 
                 path = self._local_path()
                 assert path is not None
-                self._backend = DiffusersBackend(
+                self._backend = DiffusersRunnerBackend(
                     model_id, path, steps=s.image_steps, max_queued=s.max_queued_images
                 )
         return self._backend
@@ -207,6 +207,10 @@ class ImagesService:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def loaded_backend(self) -> ImageBackend | None:
+        """The engine, once a request has needed it."""
+        return self._backend
 
     async def close(self) -> None:
         if self._backend is not None:

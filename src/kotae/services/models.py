@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kotae.config import ModelConfig, Settings
 from kotae.errors import ModelNotFound
@@ -158,6 +159,24 @@ class ModelRegistry:
             self._closing.append(asyncio.ensure_future(old.close()))
         return backend
 
+    def warm_up(self, model_id: str) -> None:
+        """Starts an embedded model's runner now (it loads and self-tests in the background),
+        so a broken build or model file shows in the log and /ready at start."""
+        entry = self.entries.get(model_id)
+        if entry is not None and entry.available and entry.config.backend == "llama_cpp":
+            runner = getattr(self.backend_for(entry), "runner", None)
+            if runner is not None:
+                runner.start_soon()
+
+    def engines(self) -> dict[str, dict[str, Any]]:
+        """The state of each started engine runner, by model id."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, backend in [*self._backends.items(), *self._fine_tuned_backends.items()]:
+            runner = getattr(backend, "runner", None)
+            if runner is not None:
+                out[key] = runner.status()
+        return out
+
     async def forget_fine_tuned(self, name: str) -> None:
         """A deleted fine-tuned model (or its checkpoints): unloaded."""
         for key in [k for k in self._fine_tuned_backends if k == name or k.startswith(name + ":")]:
@@ -166,10 +185,10 @@ class ModelRegistry:
     def _make_backend(self, entry: ModelEntry) -> ChatBackend:
         cfg = entry.config
         if cfg.backend == "llama_cpp":
-            from kotae.providers.inference.llama_cpp import LlamaCppBackend
+            from kotae.providers.inference.llama_cpp_runner import LlamaCppRunnerBackend
 
             assert entry.path is not None
-            return LlamaCppBackend(
+            return LlamaCppRunnerBackend(
                 cfg.id,
                 str(entry.path),
                 context_window=cfg.context_window,

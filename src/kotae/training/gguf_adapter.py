@@ -4,6 +4,7 @@ loaded on top. Tensor names and the q/k row order follow llama.cpp's convert scr
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,17 @@ _KEY = re.compile(r"layers\.(\d+)\.\w+\.(\w+)\.lora_([AB])(?:\.\w+)?\.weight$")
 
 
 def base_architecture(gguf_path: Path) -> str:
+    """Reading a GGUF's header takes seconds (every tensor's entry is parsed): call it off the
+    event loop. Kept per file and modification time."""
+    stat = gguf_path.stat()
+    return _architecture(str(gguf_path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _architecture(path: str, _mtime_ns: int, _size: int) -> str:
     import gguf
 
-    reader = gguf.GGUFReader(str(gguf_path))
+    reader = gguf.GGUFReader(path)
     field = reader.fields["general.architecture"]
     return bytes(field.parts[field.data[0]]).decode()
 

@@ -9,9 +9,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from kotae.runners.lifeline import die_with_parent
+
 
 def main() -> int:
     spec = json.loads(Path(sys.argv[1]).read_text())
+    # Killed with the server, even by -9: a trainer left behind would hold the cores and
+    # write to a job that the restarted server has already failed.
+    die_with_parent(int(spec["parent_pid"]) if spec.get("parent_pid") else None)
 
     def emit(event: dict[str, Any]) -> None:
         print(json.dumps(event), flush=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from kotae.api.deps import ContainerDep, ProjectDep
+from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.sse import sse_response
+from kotae.providers.inference.base import CancelToken
 from kotae.schemas.chat_completions import CreateChatCompletion
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
@@ -14,12 +16,15 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 @router.post("/completions")
 async def create_chat_completion(
-    req: CreateChatCompletion, container: ContainerDep, project_id: ProjectDep
+    req: CreateChatCompletion, request: Request, container: ContainerDep, project_id: ProjectDep
 ) -> Response:
     service = container.chat_completions
     backend, chat, model = await service.prepare(project_id, req)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return sse_response(service.stream(backend, chat, model, include_usage), done_marker=True)
-    result = await service.create(backend, chat, model)
+    cancel = CancelToken()
+    result = await cancel_on_disconnect(
+        request, cancel, service.create(backend, chat, model, cancel)
+    )
     return JSONResponse(result.model_dump(mode="json", exclude_unset=True))

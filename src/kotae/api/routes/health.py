@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -18,15 +20,31 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(container: ContainerDep) -> JSONResponse:
+    """Ready when the database answers and the default model can serve; every started engine
+    runner is listed with its state and, when down, why."""
     checks: dict[str, str] = {}
     try:
         await anyio.to_thread.run_sync(container.projects.get_setting, "schema")
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {exc}"
-    default = container.models.entries.get(container.settings.default_model)
-    checks["default_model"] = "ok" if default and default.available else "missing"
+    default_id = container.settings.default_model
+    default = container.models.entries.get(default_id)
+    engines: dict[str, dict[str, Any]] = container.models.engines()
+    runner = container.perception.runner
+    if runner.state != "stopped":
+        engines["perception"] = runner.status()
+    image_runner = getattr(container.images.loaded_backend(), "runner", None)
+    if image_runner is not None and image_runner.state != "stopped":
+        engines[image_runner.name] = image_runner.status()
+    if default is None or not default.available:
+        checks["default_model"] = "missing"
+    elif engines.get(default_id, {}).get("state") in ("unavailable", "restarting"):
+        checks["default_model"] = f"engine down: {engines[default_id]['reason']}"
+    else:
+        checks["default_model"] = "ok"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
+        {"status": "ready" if ok else "not_ready", "checks": checks, "engines": engines},
+        status_code=200 if ok else 503,
     )

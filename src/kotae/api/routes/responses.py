@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from kotae.api.deps import ContainerDep, ProjectDep
+from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.pagination import Order, check_limit, page
 from kotae.api.sse import sse_response
+from kotae.providers.inference.base import CancelToken
 from kotae.schemas.responses import CreateResponse
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
@@ -21,7 +23,7 @@ def _json(model: Any) -> Response:
 
 @router.post("")
 async def create_response(
-    req: CreateResponse, container: ContainerDep, project: ProjectDep
+    req: CreateResponse, request: Request, container: ContainerDep, project: ProjectDep
 ) -> Response:
     service = container.responses
     prepared = await service.prepare(project, req)
@@ -32,7 +34,8 @@ async def create_response(
         return _json(prepared.response)
     if req.stream:
         return sse_response(service.stream(prepared))
-    return _json(await service.create(prepared))
+    cancel = CancelToken()
+    return _json(await cancel_on_disconnect(request, cancel, service.create(prepared, cancel)))
 
 
 @router.get("/{response_id}")

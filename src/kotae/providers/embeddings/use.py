@@ -12,6 +12,8 @@ import numpy.typing as npt
 
 from kotae.providers.embeddings.base import Kind
 
+BATCH_CHARS = 64 * 1024
+
 
 class UseMultilingual:
     model_id = "use-multilingual-v3"
@@ -31,6 +33,19 @@ class UseMultilingual:
                 self._model = USE()
             return self._model
 
+    def _batches(self, texts: list[str]) -> list[list[str]]:
+        """Up to `batch_size` texts, and no more characters than BATCH_CHARS unless one text is
+        longer alone: the encoder's memory grows with the characters it is given at once."""
+        batches: list[list[str]] = [[]]
+        size = 0
+        for text in texts:
+            if batches[-1] and (len(batches[-1]) >= self._batch or size + len(text) > BATCH_CHARS):
+                batches.append([])
+                size = 0
+            batches[-1].append(text)
+            size += len(text)
+        return batches
+
     def embed(self, texts: list[str], kind: Kind) -> npt.NDArray[np.float32]:
         model = self._load()
         if not texts:
@@ -39,8 +54,7 @@ class UseMultilingual:
         # encoder's tokenizer state is not known to be thread-safe.
         with self._encode_lock:
             out = [
-                np.asarray(model.encode(texts[i : i + self._batch]), dtype=np.float32)
-                for i in range(0, len(texts), self._batch)
+                np.asarray(model.encode(batch), dtype=np.float32) for batch in self._batches(texts)
             ]
         vectors = np.concatenate(out)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

