@@ -25,6 +25,24 @@ async def self_test(model_id: str, path: str) -> tuple[bool, str]:
         await backend.close()
 
 
+def llama_build() -> tuple[str, bool, str]:
+    """Whether llama.cpp was built with AMX, which some VMs fault on (a warning, not a failure:
+    the decode self-test says whether it crashes here)."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    if "AMX" in info:
+        from kotae.providers.inference.llama_cpp_runner import CRASH_HINT
+
+        return (
+            "llama.cpp build",
+            True,
+            f"built with AMX; if the decode check crashes: {CRASH_HINT}",
+        )
+    features = [f.split("=")[0].strip() for f in info.split("|") if f.strip().endswith("= 1")]
+    return ("llama.cpp build", True, f"no AMX; {' '.join(features)}")
+
+
 def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     results: list[tuple[str, bool, str]] = []
     results.append(
@@ -52,6 +70,8 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
             else "missing: pip install llama-cpp-python",
         )
     )
+    if importlib.util.find_spec("llama_cpp"):
+        results.append(llama_build())
     from kotae.services.models import ModelRegistry
 
     registry = ModelRegistry(settings)

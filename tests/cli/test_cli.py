@@ -59,7 +59,8 @@ def test_models_list_and_doctor(tmp_path: Path) -> None:
     assert "gpt-4o" in listing
     doctor = run_cli(env, "doctor")
     assert "[FAIL]" not in doctor
-    assert "[ok] default model loads" in doctor
+    assert "[ok] default model decodes" in doctor
+    assert "[ok] llama.cpp build: no AMX" in doctor
     assert "[ok] image understanding" in doctor
     assert "[ok] fine-tuning" in doctor
     assert "kotae models pull" in doctor  # how to get an image model

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -21,12 +22,16 @@ from kotae.runners import wire
 from kotae.runners.lifeline import die_with_parent
 from kotae.runners.targets import TARGETS, Target
 
+FAULT_ON_START = "KOTAE_TEST_RUNNER_CRASH_ON_START"  # a target name; for tests only
+
 
 async def serve(target_name: str, config: dict[str, Any], sock: socket.socket) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     try:
         target: Target = TARGETS[target_name](config)
         info = await target.start()
+        if os.environ.get(FAULT_ON_START) == target_name:
+            os.kill(os.getpid(), signal.SIGSEGV)  # tests: a native crash in the self-test
     except Exception as exc:
         await wire.send(writer, ("start_failed", wire.encode_error(exc)))
         writer.close()

@@ -148,8 +148,13 @@ class Runner:
         try:
             first = await asyncio.wait_for(wire.receive(reader), self._start_timeout)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            proc.kill()
-            code = await proc.wait()
+            # Killed only if it still runs: Popen.kill() reaps a dead child first, which
+            # hides its exit status (the signal that killed it) from asyncio's watcher.
+            try:
+                code = await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                code = await proc.wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(output), 2)  # its last lines
             self._down(f"its process failed while starting: {exit_reason(code)}", code)

@@ -174,7 +174,10 @@ class ModelRegistry:
         for key, backend in [*self._backends.items(), *self._fine_tuned_backends.items()]:
             runner = getattr(backend, "runner", None)
             if runner is not None:
-                out[key] = runner.status()
+                out[key] = {
+                    **runner.status(),
+                    "generated_tokens": getattr(backend, "generated_tokens", 0),
+                }
         return out
 
     async def forget_fine_tuned(self, name: str) -> None:

@@ -12,6 +12,7 @@ from kotae.providers.inference.base import (
     Capabilities,
     ChatMessage,
     ChatRequest,
+    Finished,
     FunctionSpec,
     StreamChunk,
 )
@@ -42,6 +43,7 @@ class LlamaCppRunnerBackend:
         self.capabilities = Capabilities(json_schema=True, exact_token_count=True)
         self._max_queued = max_queued
         self._pending = 0
+        self.generated_tokens = 0  # over the backend's life, cancelled requests' included
         config: dict[str, Any] = {
             "model_id": model_id,
             "path": path,
@@ -69,6 +71,8 @@ class LlamaCppRunnerBackend:
         self._pending += 1
         try:
             async for chunk in self.runner.stream("stream", request, cancel=cancel):
+                if isinstance(chunk, Finished):
+                    self.generated_tokens += chunk.output_tokens
                 yield chunk
         finally:
             self._pending -= 1
