@@ -45,11 +45,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             else await anyio.to_thread.run_sync(Container.build, settings)
         )
         app.state.container = built
-        failed = await anyio.to_thread.run_sync(
-            built.responses_repo.fail_unfinished, "The server restarted while this ran."
-        )
-        if failed:
-            log.warning("%d background responses were cut off by a restart", failed)
+        leases = asyncio.create_task(built.responses.keep_leases())
         built.models.warm_up(settings.default_model)
         built.vector_stores.start()
         await anyio.to_thread.run_sync(built.fine_tuning.start)
@@ -58,6 +54,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             yield
         finally:
             purge.cancel()
+            leases.cancel()
             await built.vector_stores.stop()
             await anyio.to_thread.run_sync(built.fine_tuning.stop)
             await built.responses.shutdown()

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     max_output_tokens_default: int = Field(
         default=1024, description="Output token cap when a request sends no max_output_tokens."
     )
+    lease_seconds: int = Field(
+        default=30,
+        description="A running response's lease: its process renews it; one that lapsed (the "
+        "process died) is marked failed by whoever notices.",
+    )
     max_queued_requests: int = Field(
         default=128,
         description="Requests an embedded model holds (running and waiting); beyond, 429.",

@@ -66,12 +66,26 @@ def test_expired_responses_are_gone(tmp_path: Path) -> None:
     assert responses.get(p1, "new") is not None
 
 
-def test_unfinished_background_fails_after_restart(tmp_path: Path) -> None:
+def test_only_lapsed_leases_fail_running_responses(tmp_path: Path) -> None:
+    """A running response fails when its owner stopped renewing its lease, never because
+    another process just started."""
     projects, responses = repos(tmp_path)
     p1 = projects.get_or_create_project("p1")
-    running = body("bg")
-    running["status"] = "in_progress"
-    responses.save(p1, running, [], 3600)
-    assert responses.fail_unfinished("restarted") == 1
-    got = responses.get(p1, "bg")
-    assert got is not None and got["status"] == "failed"
+    for name, lease in (("live", 3600), ("dead", -1)):
+        running = body(name)
+        running["status"] = "in_progress"
+        running["background"] = True
+        responses.save(p1, running, [], 3600, owner=f"owner-{name}", lease_seconds=lease)
+        responses.add_event(name, 0, "response.created", "{}")
+    assert responses.fail_lapsed("stopped") == 1
+    live, dead = responses.get(p1, "live"), responses.get(p1, "dead")
+    assert live is not None and live["status"] == "in_progress"
+    assert dead is not None and dead["status"] == "failed"
+    assert dead["error"] == {"code": "server_error", "message": "stopped"}
+    # The stream's end, numbered after what was stored.
+    assert [(e.sequence_number, e.type) for e in responses.events("dead", -1)] == [
+        (0, "response.created"),
+        (1, "response.failed"),
+    ]
+    assert responses.renew("owner-live", 3600) == 1
+    assert responses.fail_lapsed("stopped") == 0

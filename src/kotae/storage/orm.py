@@ -46,8 +46,27 @@ class StoredResponse(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
     background: Mapped[bool] = mapped_column(Boolean, default=False)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # While it runs: the process that runs it, and until when that process vouches for it.
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
-    __table_args__ = (Index("ix_responses_project_expires", "project_id", "expires_at"),)
+    __table_args__ = (
+        Index("ix_responses_project_expires", "project_id", "expires_at"),
+        Index("ix_responses_status_lease", "status", "lease_expires_at"),
+    )
+
+
+class ResponseEvent(Base):
+    """A background response's stream events, numbered as the client saw them."""
+
+    __tablename__ = "response_events"
+
+    response_id: Mapped[str] = mapped_column(
+        ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)
 
 
 class ResponseInputItem(Base):

@@ -182,6 +182,20 @@ class ResponseEmitter:
             ),
         ]
 
+    def partial(self) -> Response:
+        """The response as it stands, with the open message's text so far (stored while it
+        runs, so a retrieve or a crash shows the output up to here)."""
+        snapshot = self.response.model_copy(deep=True)
+        if self._message is not None:
+            message = snapshot.output[-1]
+            assert isinstance(message, ResponseOutputMessage)
+            message.content = [
+                ResponseOutputText(
+                    annotations=[], text="".join(self._text), type="output_text", logprobs=[]
+                )
+            ]
+        return snapshot
+
     def text_delta(self, text: str) -> OutputTextDelta:
         message = self._message
         assert message is not None, "no message is open"

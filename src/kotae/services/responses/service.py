@@ -10,6 +10,8 @@ import base64
 import dataclasses
 import io
 import json
+import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +119,14 @@ def image_generated(messages: list[ChatMessage], prompt: str) -> list[ChatMessag
     return with_system_note(messages, note)
 
 
+log = logging.getLogger("kotae.responses")
+CHECKPOINT_SECONDS = 1.0  # a running stored response's row is written at least this often
+CHECKPOINT_EVENTS = ("response.in_progress", "response.output_item.done")
+FOLLOW_POLL_SECONDS = 0.5  # a stream followed from the store, for one that runs elsewhere
+RESTARTED = (
+    "The server running this response stopped before it finished (a restart or a crash); "
+    "the output so far is kept."
+)
 TERMINAL_EVENTS = (ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent)
 
 
@@ -132,6 +142,8 @@ class Prepared:
     response: Response
     history: list[dict[str, Any]] = field(default_factory=list)
     media: dict[tuple[str, int], Media] = field(default_factory=dict)
+    emitter: ResponseEmitter | None = None  # set once it runs
+    saved: bool = False  # its row exists already (stored while it runs)
 
 
 @dataclass
@@ -168,6 +180,8 @@ class ResponsesService:
         self._registry = registry
         self._repo = repo
         self._background: dict[str, BackgroundRun] = {}
+        # This process, as the owner of the responses it runs (leases in the store).
+        self.owner = secrets.token_hex(8)
 
     # -- create -----------------------------------------------------------------------------
 
@@ -365,6 +379,7 @@ class ResponsesService:
         self, p: Prepared, cancel: CancelToken, *, background: bool
     ) -> AsyncIterator[StreamEvent]:
         emitter = ResponseEmitter(p.response, snapshots=p.request.stream or background)
+        p.emitter = emitter
         yield emitter.created()
         if background:
             yield emitter.queued()
@@ -633,7 +648,7 @@ class ResponsesService:
         if not p.request.store:
             return
         body = response.model_dump(mode="json", exclude_unset=True)
-        if background:
+        if background or p.saved:
             await asyncio.to_thread(self._repo.update_body, p.project_id, body)
         elif response.status != "failed":
             await asyncio.to_thread(
@@ -654,19 +669,57 @@ class ResponsesService:
         return final
 
     def stream(self, p: Prepared) -> AsyncIterator[StreamEvent]:
-        return self._run(p, CancelToken(), background=False)
+        events = self._run(p, CancelToken(), background=False)
+        return self._checkpointed(p, events) if p.request.store else events
 
-    async def start_background(self, p: Prepared) -> BackgroundRun:
+    async def _save_running(self, p: Prepared) -> None:
+        """The row of a response that runs: visible (retrieve, cancel, input_items) from its
+        first event, owned by this process under a lease."""
         body = p.response.model_dump(mode="json", exclude_unset=True)
         await asyncio.to_thread(
-            self._repo.save, p.project_id, body, p.new_items, self._settings.response_ttl_seconds
+            lambda: self._repo.save(
+                p.project_id,
+                body,
+                p.new_items,
+                self._settings.response_ttl_seconds,
+                owner=self.owner,
+                lease_seconds=self._settings.lease_seconds,
+            )
         )
+        p.saved = True
+
+    async def _checkpointed(
+        self, p: Prepared, events: AsyncIterator[StreamEvent]
+    ) -> AsyncIterator[StreamEvent]:
+        """A stored response's row kept current while it runs: saved at its first event, then
+        written at each item's end and at least every CHECKPOINT_SECONDS."""
+        last = time.monotonic()
+        async for event in events:
+            if not p.saved:
+                await self._save_running(p)
+            elif not isinstance(event, TERMINAL_EVENTS) and p.emitter is not None:
+                now = time.monotonic()
+                if event.type in CHECKPOINT_EVENTS or now - last >= CHECKPOINT_SECONDS:
+                    last = now
+                    body = p.emitter.partial().model_dump(mode="json", exclude_unset=True)
+                    await asyncio.to_thread(self._repo.update_body, p.project_id, body)
+            yield event
+
+    async def start_background(self, p: Prepared) -> BackgroundRun:
+        await self._save_running(p)
         run = BackgroundRun(cancel=CancelToken())
         self._background[p.response.id] = run
 
         async def drive() -> None:
             try:
-                async for event in self._run(p, run.cancel, background=True):
+                events = self._checkpointed(p, self._run(p, run.cancel, background=True))
+                async for event in events:
+                    # Stored before anyone sees it: a stream resumed after a restart gets the
+                    # same numbers, and never misses the end.
+                    data = event.model_dump_json(exclude_unset=True)
+                    await asyncio.to_thread(
+                        self._repo.add_event, p.response.id, event.sequence_number, event.type, data
+                    )
                     run.events.append(event)
                     run.changed.set()
             except Exception as exc:  # a crash must not leave it "in progress" forever
@@ -712,14 +765,28 @@ class ResponsesService:
 
     async def replay(
         self, project_id: str, response_id: str, starting_after: int | None
-    ) -> AsyncIterator[StreamEvent]:
-        """The events of a stored response: live while it runs here, else rebuilt."""
+    ) -> AsyncIterator[Any]:
+        """The events of a stored response. A background one's come from the store with the
+        numbers they were sent with, then live while it runs here (or from the store, polled,
+        while another process runs it or until a lapsed lease ends it); others are rebuilt."""
         response = await self.retrieve(project_id, response_id)
-        run = self._background.get(response_id)
-        if run is not None:
-            async for event in self.follow(run, starting_after):
-                yield event
-            return
+        if response.background:
+            last = -1 if starting_after is None else starting_after
+            while True:
+                for stored in await asyncio.to_thread(self._repo.events, response_id, last):
+                    last = stored.sequence_number
+                    yield stored
+                run = self._background.get(response_id)
+                if run is not None:
+                    async for event in self.follow(run, last):
+                        yield event
+                    return
+                status = await asyncio.to_thread(self._repo.status, project_id, response_id)
+                if status not in ("queued", "in_progress"):
+                    for stored in await asyncio.to_thread(self._repo.events, response_id, last):
+                        yield stored
+                    return
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
         for event in replay_events(response):
             if starting_after is None or event.sequence_number > starting_after:
                 yield event
@@ -768,6 +835,19 @@ class ResponsesService:
         if page is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         return page
+
+    async def keep_leases(self) -> None:
+        """Forever: renew the leases of what this process runs, and fail what a dead one left
+        running (its lease lapsed). The first sweep runs at once."""
+        while True:
+            try:
+                await asyncio.to_thread(self._repo.renew, self.owner, self._settings.lease_seconds)
+                failed = await asyncio.to_thread(self._repo.fail_lapsed, RESTARTED)
+                if failed:
+                    log.warning("%d responses were cut off by a stopped server: failed", failed)
+            except Exception:
+                log.exception("renewing response leases failed")
+            await asyncio.sleep(max(0.2, self._settings.lease_seconds / 3))
 
     async def shutdown(self) -> None:
         for run in list(self._background.values()):

@@ -3,6 +3,7 @@ holds only what its own request added."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -10,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Table, delete, literal, select, update
 from sqlalchemy.orm import aliased
 
-from kotae.storage.orm import ResponseInputItem, StoredResponse
+from kotae.storage.orm import ResponseEvent, ResponseInputItem, StoredResponse
 from kotae.storage.repositories.paging import cursor_page
 
 
@@ -29,6 +30,20 @@ class ItemPage:
 
 RESPONSES = cast(Table, StoredResponse.__table__)
 INPUT_ITEMS = cast(Table, ResponseInputItem.__table__)
+EVENTS = cast(Table, ResponseEvent.__table__)
+RUNNING = ("queued", "in_progress")
+
+
+@dataclass
+class StoredEvent:
+    """An event as it was sent: its number, type and JSON text."""
+
+    sequence_number: int
+    type: str
+    data: str
+
+    def model_dump_json(self, *, exclude_unset: bool = False) -> str:
+        return self.data
 
 
 class ResponseRepository:
@@ -44,7 +59,11 @@ class ResponseRepository:
         body: dict[str, Any],
         input_items: list[dict[str, Any]],
         ttl_seconds: int,
+        *,
+        owner: str | None = None,
+        lease_seconds: int = 0,
     ) -> None:
+        """`owner` and a lease for a response saved while it runs."""
         now = int(time.time())
         with self._engine.begin() as conn:
             conn.execute(
@@ -58,6 +77,8 @@ class ResponseRepository:
                     "expires_at": now + ttl_seconds,
                     "background": bool(body.get("background")),
                     "body": body,
+                    "owner": owner,
+                    "lease_expires_at": now + lease_seconds if owner else None,
                 },
             )
             if input_items:
@@ -75,11 +96,15 @@ class ResponseRepository:
                 )
 
     def update_body(self, project_id: str, body: dict[str, Any]) -> None:
+        status = body.get("status") or "completed"
+        values: dict[str, Any] = {"body": body, "status": status}
+        if status not in RUNNING:
+            values.update(owner=None, lease_expires_at=None)
         with self._engine.begin() as s:
             s.execute(
                 update(StoredResponse)
                 .where(StoredResponse.id == body["id"], StoredResponse.project_id == project_id)
-                .values(body=body, status=body.get("status") or "completed")
+                .values(**values)
             )
 
     def get(self, project_id: str, response_id: str) -> dict[str, Any] | None:
@@ -104,6 +129,7 @@ class ResponseRepository:
                 s.execute(
                     delete(ResponseInputItem).where(ResponseInputItem.response_id == response_id)
                 )
+                s.execute(delete(EVENTS).where(EVENTS.c.response_id == response_id))
         return bool(_rowcount(result))
 
     def thread(self, project_id: str, response_id: str) -> list[ThreadTurn] | None:
@@ -182,14 +208,52 @@ class ResponseRepository:
         items, more = cursor_page(rows, "id", limit, after, before)
         return ItemPage(items=items, has_more=more)
 
-    def fail_unfinished(self, reason: str) -> int:
-        """Background responses cut off by a restart end as failed, never stuck in progress.
+    # -- while running: events, leases ---------------------------------------------------------
 
-        Assumes one server process per database; replicas need an owner column first."""
+    def add_event(self, response_id: str, sequence_number: int, kind: str, data: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                EVENTS.insert(),
+                {"response_id": response_id, "seq": sequence_number, "type": kind, "data": data},
+            )
+
+    def events(self, response_id: str, starting_after: int) -> list[StoredEvent]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(EVENTS.c.seq, EVENTS.c.type, EVENTS.c.data)
+                .where(EVENTS.c.response_id == response_id, EVENTS.c.seq > starting_after)
+                .order_by(EVENTS.c.seq)
+            ).all()
+        return [StoredEvent(r.seq, r.type, r.data) for r in rows]
+
+    def status(self, project_id: str, response_id: str) -> str | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(RESPONSES.c.status).where(
+                    RESPONSES.c.id == response_id, RESPONSES.c.project_id == project_id
+                )
+            ).first()
+        return str(row.status) if row else None
+
+    def renew(self, owner: str, lease_seconds: int) -> int:
+        """This process still runs what it owns: their leases go on."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(RESPONSES)
+                .where(RESPONSES.c.owner == owner, RESPONSES.c.status.in_(RUNNING))
+                .values(lease_expires_at=int(time.time()) + lease_seconds)
+            )
+        return _rowcount(result)
+
+    def fail_lapsed(self, reason: str) -> int:
+        """Running responses whose owner stopped renewing (it died) end as failed, with the
+        output they had; a background one's stream gets its terminal event."""
+        now = int(time.time())
+        lapsed = (RESPONSES.c.lease_expires_at.is_(None)) | (RESPONSES.c.lease_expires_at < now)
         with self._engine.begin() as conn:
             rows = conn.execute(
-                select(RESPONSES.c.id, RESPONSES.c.body).where(
-                    RESPONSES.c.status.in_(["queued", "in_progress"])
+                select(RESPONSES.c.id, RESPONSES.c.body, RESPONSES.c.background).where(
+                    RESPONSES.c.status.in_(RUNNING), lapsed
                 )
             ).all()
             for row in rows:
@@ -198,9 +262,31 @@ class ResponseRepository:
                 body["error"] = {"code": "server_error", "message": reason}
                 conn.execute(
                     update(RESPONSES)
-                    .where(RESPONSES.c.id == row.id)
-                    .values(body=body, status="failed")
+                    .where(RESPONSES.c.id == row.id, RESPONSES.c.status.in_(RUNNING))
+                    .values(body=body, status="failed", owner=None, lease_expires_at=None)
                 )
+                if row.background:
+                    last = conn.execute(
+                        select(EVENTS.c.seq)
+                        .where(EVENTS.c.response_id == row.id)
+                        .order_by(EVENTS.c.seq.desc())
+                        .limit(1)
+                    ).scalar()
+                    seq = -1 if last is None else int(last)
+                    event = {
+                        "type": "response.failed",
+                        "sequence_number": seq + 1,
+                        "response": body,
+                    }
+                    conn.execute(
+                        EVENTS.insert(),
+                        {
+                            "response_id": row.id,
+                            "seq": seq + 1,
+                            "type": "response.failed",
+                            "data": json.dumps(event),
+                        },
+                    )
             return len(rows)
 
     def purge_expired(self) -> int:
@@ -208,6 +294,7 @@ class ResponseRepository:
         with self._engine.begin() as s:
             expired = select(StoredResponse.id).where(StoredResponse.expires_at <= now)
             s.execute(delete(ResponseInputItem).where(ResponseInputItem.response_id.in_(expired)))
+            s.execute(delete(EVENTS).where(EVENTS.c.response_id.in_(expired)))
             result = s.execute(delete(StoredResponse).where(StoredResponse.expires_at <= now))
             return _rowcount(result)
 
