@@ -21,6 +21,10 @@ class VectorIndex(Protocol):
 
     def delete_chunks(self, chunk_ids: list[int]) -> None: ...
 
+    def has_chunk(self, chunk_id: int) -> bool:
+        """Whether this chunk is indexed (a file's chunks are added all at once)."""
+        ...
+
     def dense(
         self, store_ids: list[str], vector: npt.NDArray[np.float32], k: int
     ) -> list[tuple[int, float]]:

@@ -71,6 +71,13 @@ class SqliteVecIndex:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def has_chunk(self, chunk_id: int) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT chunk_id FROM {self._vectors} WHERE chunk_id = ?", (chunk_id,)
+            ).fetchone()
+        return row is not None
+
     def dense(
         self, store_ids: list[str], vector: npt.NDArray[np.float32], k: int
     ) -> list[tuple[int, float]]:

@@ -10,7 +10,7 @@ from typing import Any
 from openai.types import VectorStore
 from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch
 
-from kotae import ids
+from kotae import faults, ids
 from kotae.errors import InvalidRequest, KotaeError, NotFound
 from kotae.providers.embeddings.base import Embedder
 from kotae.providers.vector_index.base import IndexedChunk, VectorIndex
@@ -451,8 +451,13 @@ class VectorStoresService:
     # -- ingestion ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Starts the worker, and requeues what a stop left in progress."""
+        """Starts the worker, and requeues what a stop left in progress, and any file marked
+        completed whose chunks the index lacks (left by versions that completed it first)."""
         self._loop = asyncio.get_running_loop()
+        for store_id, file_id, chunk_id in self._repo.first_chunks():
+            if not self._index.has_chunk(chunk_id):
+                log.warning("re-ingesting %s in %s: its chunks were not indexed", file_id, store_id)
+                self._repo.update_file(store_id, file_id, {"status": "in_progress"})
         for store_id, file_id in self._repo.pending():
             row = self._repo.get_file(store_id, file_id)
             if row is not None:
@@ -504,10 +509,16 @@ class VectorStoresService:
         except Exception as exc:
             self._fail(store_id, file_id, "server_error", f"Ingestion failed: {exc}")
             raise
-        chunk_ids = self._repo.finish_file(store_id, file_id, texts)
-        if chunk_ids is None:
+        # The order that survives a kill anywhere: chunks (replacing an interrupted try's),
+        # then the index, then "completed" last. Killed before the end, the file is still in
+        # progress and is ingested again at start.
+        replaced = self._repo.replace_chunks(store_id, file_id, texts)
+        if replaced is None:
             return  # removed or cancelled meanwhile
+        chunk_ids, old_ids = replaced
+        faults.point("ingest.after_chunks")
         try:
+            self._index.delete_chunks(old_ids)
             self._index.add(
                 store_id,
                 file_id,
@@ -521,6 +532,10 @@ class VectorStoresService:
             self._repo.clear_chunks(store_id, file_id)
             self._fail(store_id, file_id, "server_error", f"Indexing failed: {exc}")
             raise
+        faults.point("ingest.after_index")
+        if not self._repo.complete_file(store_id, file_id, sum(len(t.encode()) for t in texts)):
+            self._index.delete_chunks(chunk_ids)  # removed or cancelled meanwhile
+            self._repo.clear_chunks(store_id, file_id)
 
     def _fail(self, store_id: str, file_id: str, code: str, message: str) -> None:
         self._repo.update_file(

@@ -119,9 +119,12 @@ class VectorStoreRepository:
                 .values(**values)
             )
 
-    def finish_file(self, store_id: str, file_id: str, texts: list[str]) -> list[int] | None:
-        """Stores the chunks and marks the file completed, unless it was removed or
-        cancelled meanwhile (None then). Returns the new chunk ids."""
+    def replace_chunks(
+        self, store_id: str, file_id: str, texts: list[str]
+    ) -> tuple[list[int], list[int]] | None:
+        """A file's chunks, replacing any an interrupted ingestion left (so ingesting again
+        is safe). The file stays in progress: it is completed only once the index has the
+        chunks. None when it was removed or cancelled meanwhile; else (new ids, old ids)."""
         with self._engine.begin() as conn:
             status = conn.execute(
                 select(FILES.c.status).where(
@@ -130,6 +133,9 @@ class VectorStoreRepository:
             ).scalar()
             if status != "in_progress":
                 return None
+            where = (CHUNKS.c.store_id == store_id, CHUNKS.c.file_id == file_id)
+            old = [r.id for r in conn.execute(select(CHUNKS.c.id).where(*where))]
+            conn.execute(delete(CHUNKS).where(*where))
             ids = []
             for position, text in enumerate(texts):
                 result = conn.execute(
@@ -138,12 +144,36 @@ class VectorStoreRepository:
                     )
                 )
                 ids.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
-            conn.execute(
+        return ids, old
+
+    def complete_file(self, store_id: str, file_id: str, usage_bytes: int) -> bool:
+        """Marks an ingested file completed (the last write: search finds it from now on);
+        False when it was removed or cancelled meanwhile."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
                 update(FILES)
-                .where(FILES.c.store_id == store_id, FILES.c.file_id == file_id)
-                .values(status="completed", usage_bytes=sum(len(t.encode()) for t in texts))
+                .where(
+                    FILES.c.store_id == store_id,
+                    FILES.c.file_id == file_id,
+                    FILES.c.status == "in_progress",
+                )
+                .values(status="completed", usage_bytes=usage_bytes)
             )
-        return ids
+        return bool(getattr(result, "rowcount", 0))
+
+    def first_chunks(self) -> list[tuple[str, str, int]]:
+        """(store, file, its first chunk id) for each completed file that has chunks."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(CHUNKS.c.store_id, CHUNKS.c.file_id, func.min(CHUNKS.c.id))
+                .join(
+                    FILES,
+                    (FILES.c.store_id == CHUNKS.c.store_id) & (FILES.c.file_id == CHUNKS.c.file_id),
+                )
+                .where(FILES.c.status == "completed")
+                .group_by(CHUNKS.c.store_id, CHUNKS.c.file_id)
+            ).all()
+        return [(r[0], r[1], int(r[2])) for r in rows]
 
     def delete_file(self, store_id: str, file_id: str) -> list[int]:
         with self._engine.begin() as conn:
