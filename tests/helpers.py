@@ -87,6 +87,11 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("kotae serve did not start in time")
 
+    @staticmethod
+    def env_for(data_dir: Path, **env: str) -> dict[str, str]:
+        """The environment a server on `data_dir` runs with (for CLI commands beside it)."""
+        return kotae_env(data_dir, **env)
+
     def first_start_output(self) -> str:
         return self.log_path.read_text()
 

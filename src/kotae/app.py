@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         )
         app.state.container = built
         leases = asyncio.create_task(built.responses.keep_leases())
+        # What a crash left between the database and the blobs, before the first request.
+        await anyio.to_thread.run_sync(built.reconciler.repair)
         built.models.warm_up(settings.default_model)
         built.vector_stores.start()
         await anyio.to_thread.run_sync(built.fine_tuning.start)
@@ -92,6 +94,7 @@ async def _purge_forever(container: Container) -> None:
             removed = await anyio.to_thread.run_sync(container.responses_repo.purge_expired)
             removed += await anyio.to_thread.run_sync(container.files.purge_expired)
             removed += await anyio.to_thread.run_sync(container.images.purge_expired)
+            removed += len(await anyio.to_thread.run_sync(container.reconciler.repair))
             if removed:
                 log.info("purged %d expired responses and files", removed)
         except Exception:

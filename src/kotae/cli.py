@@ -99,7 +99,18 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from kotae.doctor import run_checks
+    from kotae.doctor import run_checks, storage_plan
+
+    if args.check_storage:
+        repairs = storage_plan(settings)
+        for line in repairs:
+            print(f"[would repair] {line}")
+        print(
+            f"storage: {len(repairs)} thing(s) the server's reconciliation sweep would repair"
+            if repairs
+            else "storage: consistent (blobs, file rows and uploads agree)"
+        )
+        return 0
 
     ok = True
     for name, passed, detail in run_checks(settings):
@@ -135,7 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("repo", help="owner/name[:file.gguf]")
     pull.add_argument("--revision", default=None)
 
-    sub.add_parser("doctor", help="check database, models and configuration")
+    doctor = sub.add_parser("doctor", help="check database, models and configuration")
+    doctor.add_argument(
+        "--check-storage",
+        action="store_true",
+        help="list what the reconciliation sweep would repair (orphan blobs, expired uploads, "
+        "files whose bytes are missing), changing nothing",
+    )
     return parser
 
 

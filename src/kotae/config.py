@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         description="A running response's lease: its process renews it; one that lapsed (the "
         "process died) is marked failed by whoever notices.",
     )
+    orphan_grace_seconds: int = Field(
+        default=600,
+        description="The reconciliation sweep deletes blobs no row names only once they are "
+        "this old (a younger one may be a write still in flight).",
+    )
     max_queued_requests: int = Field(
         default=128,
         description="Requests an embedded model holds (running and waiting); beyond, 429.",

@@ -23,6 +23,7 @@ from kotae.services.files import FilesService
 from kotae.services.fine_tuning import FineTuningService
 from kotae.services.images import SECRET_SETTING, ImagesService
 from kotae.services.models import ModelRegistry
+from kotae.services.reconcile import Reconciler
 from kotae.services.responses.media import MediaResolver
 from kotae.services.responses.service import ResponsesService
 from kotae.services.uploads import UploadsService
@@ -62,6 +63,7 @@ class Container:
     fine_tuning: FineTuningService
     images: ImagesService
     perception: PerceptionRunner
+    reconciler: Reconciler
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -100,6 +102,7 @@ class Container:
         projects.claim_setting(SECRET_SETTING, secrets.token_hex(32))
         images = ImagesService(settings, projects.get_setting(SECRET_SETTING) or "")
         perception = PerceptionRunner(settings.max_image_pixels)
+        uploads = UploadsService(engine, blobs, files, settings.max_file_bytes)
         media = MediaResolver(
             fetcher,
             files,
@@ -128,10 +131,11 @@ class Container:
             files=files,
             vector_stores=vector_stores,
             embeddings=EmbeddingsService(embedder),
-            uploads=UploadsService(engine, blobs, files, settings.max_file_bytes),
+            uploads=uploads,
             conversations=conversations,
             key_cache=KeyCache(settings.key_cache_seconds),
             fine_tuning=fine_tuning,
             images=images,
             perception=perception,
+            reconciler=Reconciler(file_rows, uploads, blobs, settings.orphan_grace_seconds),
         )

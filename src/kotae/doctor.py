@@ -116,3 +116,23 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     # Not configured is a choice, not a failure: only the image API needs it.
     results.append(("image generation", True, f"model {image_model}" if image_model else NO_MODEL))
     return results
+
+
+def storage_plan(settings: Settings) -> list[str]:
+    """What the reconciliation sweep would repair now (nothing is changed)."""
+    from kotae.providers.blobs.local import LocalBlobStore
+    from kotae.services.files import FilesService
+    from kotae.services.reconcile import Reconciler
+    from kotae.services.uploads import UploadsService
+    from kotae.storage.engine import make_engine, migrate
+    from kotae.storage.repositories.files import FileRepository
+
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    blobs = LocalBlobStore(settings.data_dir / "files")
+    rows = FileRepository(engine)
+    uploads = UploadsService(
+        engine, blobs, FilesService(settings, rows, blobs), settings.max_file_bytes
+    )
+    sweep = Reconciler(rows, uploads, blobs, settings.orphan_grace_seconds)
+    return [str(repair) for repair in sweep.plan()]

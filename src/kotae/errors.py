@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from pydantic import ValidationError
 
 
@@ -81,3 +83,23 @@ class EngineUnavailable(KotaeError):
     status_code = 503
     error_type = "server_error"
     default_code = "engine_unavailable"
+
+
+class StorageFull(KotaeError):
+    """The disk (or the database) is full: nothing of the request was kept."""
+
+    status_code = 507
+    error_type = "server_error"
+    default_code = "storage_full"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC anywhere in the chain, or SQLite's own word for it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "database or disk is full" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kotae.errors import KotaeError
+from kotae.errors import KotaeError, is_disk_full
 
 log = logging.getLogger("kotae")
 
@@ -111,6 +111,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):
+            log.error("the disk is full: %s", exc)
+            return envelope(
+                507,
+                "The server's storage is full: the request was not carried out. "
+                "Free space and retry.",
+                "server_error",
+                None,
+                "storage_full",
+            )
         log.exception("unhandled error", exc_info=exc)
         return envelope(
             500, "The server had an error while processing your request.", "server_error"

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 
 from openai.types import FileObject
 
+from kotae import faults
 from kotae.config import Settings
 from kotae.errors import InvalidRequest, NotFound
 from kotae.providers.blobs.base import BlobStore
@@ -33,8 +34,8 @@ def to_object(row: dict[str, Any]) -> FileObject:
             "expires_at": row["expires_at"],
             "filename": row["filename"],
             "purpose": row["purpose"],
-            "status": "processed",
-            "status_details": None,
+            "status": row.get("status") or "processed",
+            "status_details": row.get("status_details"),
         }
     )
 
@@ -89,6 +90,7 @@ class FilesService:
         file_id = new_file_id()
         key = f"{project_id}/{file_id}"
         size = await asyncio.to_thread(self._blobs.put, key, source, self._settings.max_file_bytes)
+        faults.point("files.after_blob")
         now = int(time.time())
         row = {
             "id": file_id,
@@ -138,10 +140,21 @@ class FilesService:
         for hook in self.on_delete:
             await asyncio.to_thread(hook, project_id, file_id)
 
+    def _check_blob(self, row: dict[str, Any]) -> None:
+        if row.get("status") == "error" or not self._blobs.exists(row["blob_key"]):
+            raise NotFound(
+                f"The content of file {row['id']} is missing from the server's storage"
+                f"{': ' + row['status_details'] if row.get('status_details') else ''}.",
+                param="file_id",
+                code="file_content_missing",
+            )
+
     def content(self, row: dict[str, Any]) -> Iterator[bytes]:
+        self._check_blob(row)
         return self._blobs.read(row["blob_key"])
 
     def read_all(self, row: dict[str, Any]) -> bytes:
+        self._check_blob(row)
         return self._blobs.read_all(row["blob_key"])
 
     def purge_expired(self) -> int:

@@ -167,6 +167,37 @@ class UploadsService:
         row["status"] = "cancelled"
         return self._object(row)
 
+    def live_part_keys(self) -> set[str]:
+        """Blob keys of the parts of uploads still pending and unexpired."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(UPLOADS.c.id, UPLOADS.c.project_id, UPLOADS.c.parts).where(
+                    UPLOADS.c.status == "pending", UPLOADS.c.expires_at > int(time.time())
+                )
+            ).all()
+        return {
+            f"{r.project_id}/uploads/{r.id}/{part_id}" for r in rows for part_id in r.parts or {}
+        }
+
+    def expired_pending(self) -> list[dict[str, Any]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(UPLOADS).where(
+                    UPLOADS.c.status == "pending", UPLOADS.c.expires_at <= int(time.time())
+                )
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def expire(self, row: dict[str, Any]) -> None:
+        """An upload past its hour: marked expired and its parts freed."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(UPLOADS)
+                .where(UPLOADS.c.id == row["id"], UPLOADS.c.status == "pending")
+                .values(status="expired")
+            )
+        self._drop_parts(row["project_id"], row)
+
     def _drop_parts(self, project_id: str, row: dict[str, Any]) -> None:
         for part_id in row["parts"]:
             self._blobs.delete(f"{project_id}/uploads/{row['id']}/{part_id}")

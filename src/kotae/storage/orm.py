@@ -106,6 +106,9 @@ class StoredFile(Base):
     expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     blob_key: Mapped[str] = mapped_column(String(256))
     mime_type: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # None: processed. "error" with details when the reconciliation found its blob missing.
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status_details: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_files_project_created", "project_id", "created_at"),)
 

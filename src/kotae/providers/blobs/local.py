@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from kotae.errors import PayloadTooLarge
+from kotae import faults
+from kotae.errors import PayloadTooLarge, StorageFull, is_disk_full
 
 CHUNK = 1 << 20
 
@@ -38,11 +39,32 @@ class LocalBlobStore:
                             f"File is over the {limit}-byte limit.", code="file_too_large"
                         )
                     out.write(chunk)
+            faults.point("blob.after_write")
             os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise StorageFull(
+                    "The server's disk is full: the file was not stored. Free space and retry."
+                ) from exc
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return size
+
+    def listing(self) -> Iterator[tuple[str, float]]:
+        """Every blob's key and modification time; unfinished writes end in `.part`."""
+        for path in self.root.rglob("*"):
+            if path.is_file():
+                try:
+                    mtime = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+                yield path.relative_to(self.root).as_posix(), mtime
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
 
     def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         with open(self._path(key), "rb") as f:

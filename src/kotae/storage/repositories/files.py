@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, and_, delete, or_, select
+from sqlalchemy import Engine, Table, and_, delete, or_, select, update
 
 from kotae.storage.orm import StoredFile
 
@@ -92,6 +92,20 @@ class FileRepository:
                 return None
             conn.execute(delete(FILES).where(FILES.c.id == file_id))
         return dict(row._mapping)
+
+    def blob_rows(self) -> list[tuple[str, str, str | None]]:
+        """(file id, blob key, status) of every file, for the reconciliation sweep."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(FILES.c.id, FILES.c.blob_key, FILES.c.status)).all()
+        return [(r.id, r.blob_key, r.status) for r in rows]
+
+    def mark_missing(self, file_id: str, details: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(FILES)
+                .where(FILES.c.id == file_id)
+                .values(status="error", status_details=details)
+            )
 
     def expired(self) -> list[dict[str, Any]]:
         now = int(time.time())
