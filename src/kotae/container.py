@@ -87,6 +87,7 @@ class Container:
             file_rows,
             embedder,
             SqliteVecIndex(index_path, embedder.dimensions),
+            lease_seconds=settings.lease_seconds,
         )
         fetcher = Fetcher(
             FetchGuard(settings.fetch_allow_hosts.split(",")),

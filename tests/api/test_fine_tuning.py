@@ -286,7 +286,7 @@ def test_deleted_model_is_gone(c: OpenAI) -> None:
 
 
 def test_restart_during_training_fails_the_job_clearly(tmp_path: Path) -> None:
-    srv = Server(tmp_path / "d")
+    srv = Server(tmp_path / "d", KOTAE_LEASE_SECONDS="2")
     client = OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0)
     job = client.fine_tuning.jobs.create(
         training_file=upload(client, jsonl(examples(10))),
@@ -301,14 +301,41 @@ def test_restart_during_training_fails_the_job_clearly(tmp_path: Path) -> None:
     srv._log.close()
     # The trainer goes with the server instead of training on for a job nobody runs.
     wait_until(lambda: not alive(trainers[0]), 10, "the trainer exits")
-    again = Server(tmp_path / "d")
+    again = Server(tmp_path / "d", KOTAE_LEASE_SECONDS="2")
     try:
         client = OpenAI(base_url=again.base_url, api_key=client.api_key, max_retries=0)
-        after = client.fine_tuning.jobs.retrieve(job.id)
+        # Failed once its lease lapses (the killed server no longer renews it), not merely
+        # because a server started: another one may still be training it.
+        after = wait(client, job.id, ("failed",), timeout=30)
         assert after.status == "failed"
         assert after.error is not None and after.error.code == "server_restarted"
     finally:
         again.stop()
+
+
+def test_a_second_server_leaves_a_live_servers_training_alone(tmp_path: Path) -> None:
+    """Two processes on one database (replicas): the one that starts later does not fail the
+    job the other is training: its lease is being renewed."""
+    first = Server(tmp_path / "d", KOTAE_LEASE_SECONDS="2")
+    try:
+        c = OpenAI(base_url=first.base_url, api_key=new_key(first.env, "p"), max_retries=0)
+        job = c.fine_tuning.jobs.create(
+            training_file=upload(c, jsonl(examples(10))),
+            model=FAST_MODEL,
+            hyperparameters={"n_epochs": 50},
+        )
+        assert wait(c, job.id, ("running",), timeout=60).status == "running"
+        second = Server(tmp_path / "d", KOTAE_LEASE_SECONDS="2")
+        try:
+            c2 = OpenAI(base_url=second.base_url, api_key=c.api_key, max_retries=0)
+            # Well past a lease: the second server's sweeps have run and found it renewed.
+            seen = wait(c2, job.id, ("failed",), timeout=6)
+            assert seen.status == "running", seen.error
+        finally:
+            second.stop()
+        c.fine_tuning.jobs.cancel(job.id)
+    finally:
+        first.stop()
 
 
 def test_files_are_checked_while_another_job_trains(c: OpenAI) -> None:

@@ -79,7 +79,7 @@ def test_a_kill_mid_ingestion_never_leaves_a_completed_file_search_cannot_find(
     tmp_path: Path, point: str
 ) -> None:
     data = tmp_path / "data"
-    srv = Server(data, KOTAE_TEST_FAULT=point)
+    srv = Server(data, KOTAE_TEST_FAULT=point, KOTAE_LEASE_SECONDS="2")
     key = new_key(srv.env, "p")
     c = OpenAI(base_url=srv.base_url, api_key=key, max_retries=0)
     body = (f"Chapter one. The {MARKER} stone is green. " * 50).encode()
@@ -88,7 +88,8 @@ def test_a_kill_mid_ingestion_never_leaves_a_completed_file_search_cannot_find(
     c.vector_stores.files.create(vector_store_id=vs.id, file_id=f.id)
     assert srv.proc.wait(timeout=60) == -signal.SIGKILL  # killed at the named point
     srv._log.close()
-    srv = Server(data)
+    # Taken over once the dead server's lease on the file lapses (2 s here).
+    srv = Server(data, KOTAE_LEASE_SECONDS="2")
     try:
         c = OpenAI(base_url=srv.base_url, api_key=key, max_retries=0)
         assert wait_status(c, vs.id, f.id) == "completed"

@@ -1,8 +1,9 @@
 """Fine-tuning jobs: the API's view (create, list, retrieve, cancel, events, checkpoints) and
 the scheduler that runs one training process at a time, recording its progress.
 
-The state lives in the database. A job that was running when the server stopped is failed on
-the next start, with a message saying so; jobs still queued run then."""
+The state lives in the database. A running job is leased by the process that trains it; one
+whose lease lapsed (that process died) is failed with `server_restarted` by whichever process
+notices, never by a process merely starting. Jobs still queued run when a scheduler is free."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from kotae.providers.inference.llama_cpp import FALLBACK_TEMPLATE
 from kotae.schemas.fine_tuning import CreateFineTuningJob
 from kotae.services.files import FilesService
 from kotae.services.models import ModelRegistry
+from kotae.storage import leases
 from kotae.storage.repositories.fine_tuning import FineTuningRepository
 from kotae.storage.repositories.projects import ProjectRepository
 from kotae.training import hyperparameters
@@ -86,6 +88,7 @@ class FineTuningService:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._proc: subprocess.Popen[str] | None = None
+        self.owner = secrets.token_hex(8)  # this process, as the trainer of what it runs
         self._running_id: str | None = None
         self._lock = threading.Lock()
 
@@ -317,16 +320,35 @@ class FineTuningService:
         threading.Thread(target=run, name=f"validate-{row['id']}", daemon=True).start()
 
     def start(self) -> None:
-        for row in self._repo.with_status(("running",)):
-            error = {"code": "server_restarted", "message": STOPPED, "param": None}
-            body = _ended(row["body"], "failed", error=error)
-            self._repo.update(
-                row["id"], body, events=[_event("The server restarted during training.", "error")]
-            )
+        self._fail_lapsed()
         for row in self._repo.with_status(("validating_files",)):
             self._validate_soon(row)
         self._thread = threading.Thread(target=self._loop, name="fine-tuning", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._keep_leases, name="fine-tuning-leases", daemon=True).start()
+
+    def _fail_lapsed(self) -> None:
+        for row in self._repo.lapsed_running():
+            error = {"code": "server_restarted", "message": STOPPED, "param": None}
+            body = _ended(row["body"], "failed", error=error)
+            if self._repo.update(
+                row["id"],
+                body,
+                events=[_event("The server restarted during training.", "error")],
+                only_if=("running",),
+                owner=None,
+                lease_expires_at=None,
+            ):
+                log.warning("fine-tuning job %s: its trainer's process stopped; failed", row["id"])
+
+    def _keep_leases(self) -> None:
+        seconds = self._settings.lease_seconds
+        while not self._stopping.wait(max(0.2, seconds / 3)):
+            try:
+                self._repo.renew(self.owner, seconds)
+                self._fail_lapsed()
+            except Exception:
+                log.exception("renewing fine-tuning leases failed")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -409,7 +431,11 @@ class FineTuningService:
         job = row["id"]
         body = {**row["body"], "status": "running"}
         if not self._repo.update(
-            job, body, events=[_event("Fine-tuning job started")], only_if=("queued",)
+            job,
+            body,
+            events=[_event("Fine-tuning job started")],
+            only_if=("queued",),
+            **leases.held(self.owner, self._settings.lease_seconds),
         ):
             return
         from kotae.training.gguf_adapter import base_architecture

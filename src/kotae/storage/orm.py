@@ -143,6 +143,8 @@ class VectorStoreFile(Base):
     chunking: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # while ingesting
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (Index("ix_vs_files_status", "status"),)
 
@@ -220,6 +222,8 @@ class FineTuningJob(Base):
     model_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # while training
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
         Index("ix_ft_jobs_project", "project_id", "created_at"),

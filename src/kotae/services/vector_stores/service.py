@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -78,6 +79,7 @@ class VectorStoresService:
         file_rows: FileRepository,
         embedder: Embedder,
         index: VectorIndex,
+        lease_seconds: int = 30,
     ) -> None:
         self._repo = repo
         self._files = files
@@ -88,6 +90,10 @@ class VectorStoresService:
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         files.on_delete.append(self._forget_file)
+        self.owner = secrets.token_hex(8)  # this process, as the ingester of what it holds
+        self._lease_seconds = lease_seconds
+        self._queued: set[tuple[str, str]] = set()
+        self._leases: asyncio.Task[None] | None = None
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -268,7 +274,13 @@ class VectorStoresService:
     def _enqueue(self, job: tuple[str, str, str]) -> None:
         # Service methods run in worker threads; the queue belongs to the event loop.
         assert self._loop is not None, "start() the service first"
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, job)
+        self._loop.call_soon_threadsafe(self._put, job)
+
+    def _put(self, job: tuple[str, str, str]) -> None:
+        """Queued once: a file already waiting here is not queued again."""
+        if (job[1], job[2]) not in self._queued:
+            self._queued.add((job[1], job[2]))
+            self._queue.put_nowait(job)
 
     def add_file(
         self,
@@ -457,17 +469,37 @@ class VectorStoresService:
         for store_id, file_id, chunk_id in self._repo.first_chunks():
             if not self._index.has_chunk(chunk_id):
                 log.warning("re-ingesting %s in %s: its chunks were not indexed", file_id, store_id)
-                self._repo.update_file(store_id, file_id, {"status": "in_progress"})
+                self._repo.update_file(
+                    store_id,
+                    file_id,
+                    {"status": "in_progress", "owner": None, "lease_expires_at": None},
+                )
         for store_id, file_id in self._repo.pending():
             row = self._repo.get_file(store_id, file_id)
             if row is not None:
-                self._queue.put_nowait((row["project_id"], store_id, file_id))
+                self._put((row["project_id"], store_id, file_id))
         self._worker = asyncio.create_task(self._work())
+        self._leases = asyncio.create_task(self._keep_leases())
+
+    async def _keep_leases(self) -> None:
+        """Renews the leases of the files this process ingests, and takes over the ones whose
+        ingester died (their lease lapsed): ingesting again replaces their chunks."""
+        while True:
+            await asyncio.sleep(max(0.2, self._lease_seconds / 3))
+            try:
+                await asyncio.to_thread(self._repo.renew, self.owner, self._lease_seconds)
+                for store_id, file_id in await asyncio.to_thread(self._repo.pending):
+                    row = await asyncio.to_thread(self._repo.get_file, store_id, file_id)
+                    if row is not None:
+                        self._put((row["project_id"], store_id, file_id))
+            except Exception:
+                log.exception("renewing ingestion leases failed")
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        tasks = [t for t in (self._worker, self._leases) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def idle(self) -> None:
         await self._queue.join()
@@ -480,12 +512,15 @@ class VectorStoresService:
             except Exception:
                 log.exception("ingesting %s into %s failed", file_id, store_id)
             finally:
+                self._queued.discard((store_id, file_id))
                 self._queue.task_done()
 
     def _ingest(self, project_id: str, store_id: str, file_id: str) -> None:
         row = self._repo.get_file(store_id, file_id)
         if row is None or row["status"] != "in_progress":
             return
+        if not self._repo.claim_file(store_id, file_id, self.owner, self._lease_seconds):
+            return  # another live process is ingesting it
         try:
             file_row = self._file_rows.get(project_id, file_id)
             if file_row is None:
@@ -541,7 +576,12 @@ class VectorStoresService:
         self._repo.update_file(
             store_id,
             file_id,
-            {"status": "failed", "last_error": {"code": code, "message": message}},
+            {
+                "status": "failed",
+                "last_error": {"code": code, "message": message},
+                "owner": None,
+                "lease_expires_at": None,
+            },
         )
 
 

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, select, update
 
+from kotae.storage import leases
 from kotae.storage.orm import FineTuningCheckpoint, FineTuningEvent, FineTuningJob
 
 JOBS = cast(Table, FineTuningJob.__table__)
@@ -49,6 +50,17 @@ class FineTuningRepository:
                 select(JOBS).where(JOBS.c.status == "queued").order_by(JOBS.c.created_at, JOBS.c.id)
             ).first()
         return dict(row._mapping) if row else None
+
+    def renew(self, owner: str, seconds: int) -> int:
+        return leases.renew(self._engine, JOBS, owner, seconds, "running")
+
+    def lapsed_running(self) -> list[dict[str, Any]]:
+        """Jobs marked running whose trainer's process stopped renewing their lease."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(JOBS).where(JOBS.c.status == "running", leases.lapsed(JOBS))
+            ).all()
+        return [dict(r._mapping) for r in rows]
 
     def with_status(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
         with self._engine.connect() as conn:

@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, delete, func, select, update
 
+from kotae.storage import leases
 from kotae.storage.orm import (
     VectorStore,
     VectorStoreChunk,
@@ -157,7 +158,9 @@ class VectorStoreRepository:
                     FILES.c.file_id == file_id,
                     FILES.c.status == "in_progress",
                 )
-                .values(status="completed", usage_bytes=usage_bytes)
+                .values(
+                    status="completed", usage_bytes=usage_bytes, owner=None, lease_expires_at=None
+                )
             )
         return bool(getattr(result, "rowcount", 0))
 
@@ -211,15 +214,35 @@ class VectorStoreRepository:
             ]
 
     def pending(self) -> list[tuple[str, str]]:
+        """Files waiting for ingestion that no live process holds (new, or their ingester
+        died: ingesting again is safe)."""
         with self._engine.connect() as conn:
             return [
                 (r.store_id, r.file_id)
                 for r in conn.execute(
                     select(FILES.c.store_id, FILES.c.file_id)
-                    .where(FILES.c.status == "in_progress")
+                    .where(FILES.c.status == "in_progress", leases.lapsed(FILES))
                     .order_by(FILES.c.created_at)
                 )
             ]
+
+    def claim_file(self, store_id: str, file_id: str, owner: str, seconds: int) -> bool:
+        """Takes a file to ingest, unless another live process holds it."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(FILES)
+                .where(
+                    FILES.c.store_id == store_id,
+                    FILES.c.file_id == file_id,
+                    FILES.c.status == "in_progress",
+                    leases.takeable(FILES, owner),
+                )
+                .values(**leases.held(owner, seconds))
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    def renew(self, owner: str, seconds: int) -> int:
+        return leases.renew(self._engine, FILES, owner, seconds, "in_progress")
 
     # -- chunks ------------------------------------------------------------------------------
 
