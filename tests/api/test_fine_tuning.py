@@ -294,8 +294,12 @@ def test_restart_during_training_fails_the_job_clearly(tmp_path: Path) -> None:
         hyperparameters={"n_epochs": 50},
     )
     wait(client, job.id, ("running",), timeout=60)
+    try:
+        wait_until(lambda: children(srv.proc.pid, "kotae.training.run"), 60, "training starts")
+    except AssertionError:
+        srv.stop()
+        raise
     trainers = children(srv.proc.pid, "kotae.training.run")
-    assert len(trainers) == 1
     srv.proc.kill()  # no graceful shutdown: the row still says running
     srv.proc.wait()
     srv._log.close()

@@ -127,7 +127,7 @@ def test_streamed_search_events(web: tuple[OpenAI, SearxngStandIn]) -> None:
     assert "response.output_text.annotation.added" in types
 
 
-def test_provider_down_is_a_clear_error_and_stores_nothing(
+def test_provider_down_is_a_clear_error_and_a_failed_stream_is_kept(
     web: tuple[OpenAI, SearxngStandIn],
 ) -> None:
     client, stand_in = web
@@ -151,8 +151,11 @@ def test_provider_down_is_a_clear_error_and_stores_nothing(
             )
         )
         assert events[-1].type == "response.failed"
-        with pytest.raises(openai.NotFoundError):
-            client.responses.retrieve(events[-1].response.id)
+        # The stream's client has its id: it is kept, failed, as OpenAI keeps failed ones.
+        kept = client.responses.retrieve(events[-1].response.id)
+        assert (
+            kept.status == "failed" and kept.error is not None and "SearXNG" in kept.error.message
+        )
     finally:
         stand_in.down = False
 

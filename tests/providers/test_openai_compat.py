@@ -148,7 +148,7 @@ def test_chat_completions_through_remote_engine(remote: OpenAI) -> None:
     assert c.choices[0].message.content
 
 
-def test_engine_down_is_a_clear_error_and_stores_nothing(remote: OpenAI) -> None:
+def test_engine_down_is_a_clear_error_and_a_failed_stream_is_kept(remote: OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as err:
         remote.responses.create(model="remote-down", input="x", max_output_tokens=16)
     assert err.value.status_code == 502
@@ -158,8 +158,8 @@ def test_engine_down_is_a_clear_error_and_stores_nothing(remote: OpenAI) -> None
     )
     events = list(stream)
     assert events[-1].type == "response.failed"
-    with pytest.raises(openai.NotFoundError):
-        remote.responses.retrieve(events[-1].response.id)
+    kept = remote.responses.retrieve(events[-1].response.id)
+    assert kept.status == "failed" and kept.error is not None
 
 
 def test_constrained_tool_calls_on_an_engine_without_tool_calling(remote: OpenAI) -> None:

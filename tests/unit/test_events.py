@@ -103,7 +103,7 @@ def test_empty_answer_still_has_a_message(tmp_path: Path) -> None:
     assert events[-1].response.output_text == ""
 
 
-def test_failure_midstream_ends_with_failed_and_stores_nothing(tmp_path: Path) -> None:
+def test_failure_midstream_ends_with_failed_and_keeps_the_output(tmp_path: Path) -> None:
     service, repo = make_service(tmp_path, ScriptedBackend(["a"], fail=True))
 
     async def run() -> list[object]:
@@ -113,7 +113,10 @@ def test_failure_midstream_ends_with_failed_and_stores_nothing(tmp_path: Path) -
     events = asyncio.run(run())
     assert events[-1].type == "response.failed"  # type: ignore[attr-defined]
     assert events[-1].response.error.message == "engine went away"  # type: ignore[attr-defined]
-    assert repo.get("proj", events[-1].response.id) is None  # type: ignore[attr-defined]
+    kept = repo.get("proj", events[-1].response.id)  # type: ignore[attr-defined]
+    assert kept is not None and kept["status"] == "failed"
+    assert kept["error"]["message"] == "engine went away"
+    assert kept["output"][0]["content"][0]["text"] == "a"  # the text so far, kept
 
 
 def test_non_stream_failure_raises(tmp_path: Path) -> None:

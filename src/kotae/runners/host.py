@@ -43,7 +43,7 @@ async def serve(target_name: str, config: dict[str, Any], sock: socket.socket) -
     async def run(call_id: int, method: str, args: tuple[Any, ...]) -> None:
         try:
             if method in target.streams:
-                token = tokens[call_id] = CancelToken()
+                token = tokens[call_id]
                 async for item in getattr(target, method)(*args, token):
                     await wire.send(writer, ("item", call_id, item))
                 await wire.send(writer, ("return", call_id, None))
@@ -67,6 +67,8 @@ async def serve(target_name: str, config: dict[str, Any], sock: socket.socket) -
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             os._exit(0)  # the parent closed its end or died: nothing is left to answer
         if message[0] == "call":
+            # The token exists before the task runs: a cancel right behind the call counts.
+            tokens[message[1]] = CancelToken()
             task = spawn(run(message[1], message[2], message[3]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -3,7 +3,7 @@ in a runner process (see kotae.runners). This module never imports llama_cpp."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kotae.errors import RateLimited
@@ -15,6 +15,7 @@ from kotae.providers.inference.base import (
     Finished,
     FunctionSpec,
     StreamChunk,
+    TextDelta,
 )
 from kotae.runners.supervisor import Runner
 
@@ -43,6 +44,7 @@ class LlamaCppRunnerBackend:
         self.capabilities = Capabilities(json_schema=True, exact_token_count=True)
         self._max_queued = max_queued
         self._pending = 0
+        self._reserved = 0
         self.generated_tokens = 0  # over the backend's life, cancelled requests' included
         config: dict[str, Any] = {
             "model_id": model_id,
@@ -53,8 +55,22 @@ class LlamaCppRunnerBackend:
         }
         self.runner = Runner(model_id, "llama_cpp", config, crash_hint=CRASH_HINT)
 
+    def reserve(self) -> Callable[[], None]:
+        """Holds a place in the queue from now until the returned release is called: a
+        background response counts from its acceptance, before its first decode starts."""
+        self._reserved += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._reserved -= 1
+
+        return release
+
     def check_capacity(self) -> None:
-        if self._pending >= self._max_queued:
+        if self._pending + self._reserved >= self._max_queued:
             raise RateLimited(
                 f"Model '{self.model_id}' has {self._pending} requests in its queue; "
                 "retry shortly.",
@@ -70,9 +86,13 @@ class LlamaCppRunnerBackend:
     async def stream(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
         self._pending += 1
         try:
+            seen = 0  # deltas received: counted even when the consumer leaves early
             async for chunk in self.runner.stream("stream", request, cancel=cancel):
                 if isinstance(chunk, Finished):
-                    self.generated_tokens += chunk.output_tokens
+                    self.generated_tokens += max(0, chunk.output_tokens - seen)
+                elif isinstance(chunk, TextDelta):
+                    seen += 1
+                    self.generated_tokens += 1
                 yield chunk
         finally:
             self._pending -= 1

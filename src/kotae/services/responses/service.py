@@ -707,6 +707,8 @@ class ResponsesService:
 
     async def start_background(self, p: Prepared) -> BackgroundRun:
         await self._save_running(p)
+        reserve = getattr(p.backend, "reserve", None)
+        release = reserve() if reserve is not None else None
         run = BackgroundRun(cancel=CancelToken())
         self._background[p.response.id] = run
 
@@ -727,6 +729,8 @@ class ResponsesService:
                 await self._persist(p, p.response, True)
                 raise exc
             finally:
+                if release is not None:
+                    release()
                 run.done = True
                 run.changed.set()
                 # Followers replay from the store once the run is over.
