@@ -70,6 +70,14 @@ class RateLimited(KotaeError):
     error_type = "rate_limit_error"
 
 
+def queue_full(what: str, pending: int) -> RateLimited:
+    """The 429 of an embedded engine whose queue holds its limit."""
+    return RateLimited(
+        f"{what} has {pending} requests in its queue; retry shortly.",
+        code="rate_limit_exceeded",
+    )
+
+
 class BackendError(KotaeError):
     """The model engine failed (a remote server down, a crash in the runtime)."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from kotae.errors import BackendError, InvalidRequest, RateLimited
+from kotae.errors import BackendError, InvalidRequest, queue_full
 from kotae.providers.images.base import ImageJob, PartialCallback
 
 log = logging.getLogger("kotae.images")
@@ -56,10 +56,7 @@ class DiffusersBackend:
 
     def check_capacity(self) -> None:
         if self._pending >= self._max_queued:
-            raise RateLimited(
-                f"The image model has {self._pending} requests queued; retry shortly.",
-                code="rate_limit_exceeded",
-            )
+            raise queue_full("The image model", self._pending)
 
     async def generate(
         self, job: ImageJob, on_partial: PartialCallback | None = None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from kotae.errors import RateLimited
+from kotae.errors import queue_full
 from kotae.providers.images.base import ImageJob, PartialCallback
 from kotae.runners.supervisor import Runner
 
@@ -17,15 +17,12 @@ class DiffusersRunnerBackend:
         self.model_id = model_id
         self._max_queued = max_queued
         self._pending = 0
-        config = {"model_id": model_id, "path": str(path), "steps": steps}
+        config = {"model_id": model_id, "path": str(path), "steps": steps, "max_queued": max_queued}
         self.runner = Runner(f"image:{model_id}", "diffusers", config)
 
     def check_capacity(self) -> None:
         if self._pending >= self._max_queued:
-            raise RateLimited(
-                f"The image model has {self._pending} requests queued; retry shortly.",
-                code="rate_limit_exceeded",
-            )
+            raise queue_full("The image model", self._pending)
 
     async def generate(
         self, job: ImageJob, on_partial: PartialCallback | None = None

@@ -22,7 +22,7 @@ from kotae.errors import (
     ContextLengthExceeded,
     InvalidRequest,
     KotaeError,
-    RateLimited,
+    queue_full,
 )
 from kotae.providers.inference import tool_calls
 from kotae.providers.inference.base import (
@@ -255,11 +255,7 @@ class LlamaCppBackend:
 
     def check_capacity(self) -> None:
         if self._pending >= self._max_queued:
-            raise RateLimited(
-                f"Model '{self.model_id}' has {self._pending} requests in its queue; "
-                "retry shortly.",
-                code="rate_limit_exceeded",
-            )
+            raise queue_full(f"Model '{self.model_id}'", self._pending)
 
     async def count_tokens(
         self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from kotae.errors import RateLimited
+from kotae.errors import queue_full
 from kotae.providers.inference.base import (
     CancelToken,
     Capabilities,
@@ -71,11 +71,7 @@ class LlamaCppRunnerBackend:
 
     def check_capacity(self) -> None:
         if self._pending + self._reserved >= self._max_queued:
-            raise RateLimited(
-                f"Model '{self.model_id}' has {self._pending} requests in its queue; "
-                "retry shortly.",
-                code="rate_limit_exceeded",
-            )
+            raise queue_full(f"Model '{self.model_id}'", self._pending)
 
     async def count_tokens(
         self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None

@@ -474,10 +474,8 @@ class VectorStoresService:
                     file_id,
                     {"status": "in_progress", "owner": None, "lease_expires_at": None},
                 )
-        for store_id, file_id in self._repo.pending():
-            row = self._repo.get_file(store_id, file_id)
-            if row is not None:
-                self._put((row["project_id"], store_id, file_id))
+        for job in self._repo.pending():
+            self._put(job)
         self._worker = asyncio.create_task(self._work())
         self._leases = asyncio.create_task(self._keep_leases())
 
@@ -488,10 +486,8 @@ class VectorStoresService:
             await asyncio.sleep(max(0.2, self._lease_seconds / 3))
             try:
                 await asyncio.to_thread(self._repo.renew, self.owner, self._lease_seconds)
-                for store_id, file_id in await asyncio.to_thread(self._repo.pending):
-                    row = await asyncio.to_thread(self._repo.get_file, store_id, file_id)
-                    if row is not None:
-                        self._put((row["project_id"], store_id, file_id))
+                for job in await asyncio.to_thread(self._repo.pending):
+                    self._put(job)
             except Exception:
                 log.exception("renewing ingestion leases failed")
 

@@ -213,14 +213,14 @@ class VectorStoreRepository:
                 )
             ]
 
-    def pending(self) -> list[tuple[str, str]]:
-        """Files waiting for ingestion that no live process holds (new, or their ingester
-        died: ingesting again is safe)."""
+    def pending(self) -> list[tuple[str, str, str]]:
+        """(project, store, file) of files waiting for ingestion that no live process holds
+        (new, or their ingester died: ingesting again is safe)."""
         with self._engine.connect() as conn:
             return [
-                (r.store_id, r.file_id)
+                (r.project_id, r.store_id, r.file_id)
                 for r in conn.execute(
-                    select(FILES.c.store_id, FILES.c.file_id)
+                    select(FILES.c.project_id, FILES.c.store_id, FILES.c.file_id)
                     .where(FILES.c.status == "in_progress", leases.lapsed(FILES))
                     .order_by(FILES.c.created_at)
                 )
