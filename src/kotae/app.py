@@ -11,7 +11,7 @@ import anyio
 from fastapi import FastAPI
 
 from kotae import __version__
-from kotae.api import errors
+from kotae.api import errors, openapi
 from kotae.api.limits import BodyLimit
 from kotae.api.routes import (
     chat_completions,
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app = FastAPI(title="kotae", version=__version__, lifespan=lifespan)
     errors.install(app)
+    openapi.install(app)
 
     app.add_middleware(
         BodyLimit, limit=settings.max_request_bytes, upload_limit=settings.max_file_bytes

@@ -428,3 +428,116 @@ def test_real_but_unsupported_parameters_are_named(client: OpenAI) -> None:
         extra_body={"prompt_cache_options": {"ttl": "5m"}},
     )
     assert r.output_text
+
+
+PERSON_FORMAT = {
+    "type": "json_schema",
+    "name": "P",
+    "strict": True,
+    "schema": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+        "required": ["name"],
+        "additionalProperties": False,
+    },
+}
+
+
+def test_json_schema_format_is_echoed_under_its_wire_name(
+    client: OpenAI, server: Server, key_a: str
+) -> None:
+    auth = {"Authorization": f"Bearer {key_a}"}
+    body = {"model": FAST_MODEL, "input": "Name: Tom", "text": {"format": PERSON_FORMAT}}
+    raw = httpx.post(f"{server.base_url}/responses", json=body, headers=auth, timeout=60).json()
+    assert raw["text"]["format"]["schema"] == PERSON_FORMAT["schema"]
+    assert "schema_" not in raw["text"]["format"]
+    # Retrieved (it used to be a 400), and the SDK reads the schema.
+    got = client.responses.retrieve(raw["id"])
+    assert got.text.format.type == "json_schema"
+    assert got.text.format.schema_ == PERSON_FORMAT["schema"]
+    with httpx.stream(
+        "POST", f"{server.base_url}/responses", json={**body, "stream": True}, headers=auth
+    ) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                created = json.loads(line[6:])
+                break
+    assert created["type"] == "response.created"
+    assert created["response"]["text"]["format"]["schema"] == PERSON_FORMAT["schema"]
+
+
+def test_bodies_stored_with_the_python_name_are_read(client: OpenAI, server: Server) -> None:
+    """Before the fix, json_schema formats were stored as `schema_`: those rows still load."""
+    import sqlalchemy
+
+    r = client.responses.create(
+        model=FAST_MODEL, input="Name: Tom", text={"format": PERSON_FORMAT}, max_output_tokens=16
+    )
+    engine = sqlalchemy.create_engine(f"sqlite:///{server.env['KOTAE_DATA_DIR']}/kotae.db")
+    with engine.begin() as conn:
+        body = json.loads(
+            conn.execute(
+                sqlalchemy.text("SELECT body FROM responses WHERE id = :id"), {"id": r.id}
+            ).scalar_one()
+        )
+        body["text"]["format"]["schema_"] = body["text"]["format"].pop("schema")
+        conn.execute(
+            sqlalchemy.text("UPDATE responses SET body = :b WHERE id = :id"),
+            {"b": json.dumps(body), "id": r.id},
+        )
+    engine.dispose()
+    assert client.responses.retrieve(r.id).text.format.schema_ == PERSON_FORMAT["schema"]
+
+
+def test_a_cancelled_background_response_keeps_no_empty_completed_message(
+    client: OpenAI,
+) -> None:
+    for _ in range(3):
+        r = client.responses.create(
+            model=REAL_MODEL, input="Write a very long story.", background=True
+        )
+        cancelled = client.responses.cancel(r.id)
+        assert cancelled.status == "cancelled"
+        for item in client.responses.retrieve(r.id).output:
+            if item.type == "message":
+                # What was said so far, unfinished; never an empty "completed" message.
+                assert item.status == "incomplete"
+                assert item.content and item.content[0].text
+
+
+def test_item_references_resolve_to_stored_items(client: OpenAI, client_b: OpenAI) -> None:
+    """What the Vercel AI SDK sends on a second turn: earlier outputs as item_reference."""
+    first = client.responses.create(
+        model=FAST_MODEL, input="Hello, I am Kenji.", max_output_tokens=16
+    )
+    said = first.output[-1]
+    asked = client.responses.input_items.list(first.id).data[0]
+    second = client.responses.create(
+        model=FAST_MODEL,
+        input=[
+            {"type": "item_reference", "id": asked.id},
+            {"type": "item_reference", "id": said.id},
+            {"role": "user", "content": "What is my name?"},
+        ],
+        max_output_tokens=16,
+    )
+    items = client.responses.input_items.list(second.id, order="asc").data
+    assert [i.type for i in items] == ["message", "message", "message"]
+    assert items[0].content[0].text == "Hello, I am Kenji."
+    assert items[1].role == "assistant"
+    assert items[1].content[0].text == said.content[0].text
+    # Unknown ids, and another project's, are not found; nothing is stored.
+    for other, item_id in ((client, "msg_" + "0" * 48), (client_b, said.id)):
+        with pytest.raises(openai.BadRequestError) as err:
+            other.responses.create(
+                model=FAST_MODEL,
+                input=[{"type": "item_reference", "id": item_id}],
+                max_output_tokens=16,
+            )
+        assert err.value.body["param"] == "input[0]"
+        assert item_id in err.value.body["message"]
+    # Deleted responses' items are gone with them (the second holds copies as its input).
+    client.responses.delete(first.id)
+    client.responses.delete(second.id)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model=FAST_MODEL, input=[{"type": "item_reference", "id": said.id}])

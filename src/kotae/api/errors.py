@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kotae.errors import KotaeError, is_disk_full
+from kotae.ids import ID_PATTERNS, wrong_prefix
 
 log = logging.getLogger("kotae")
 
@@ -38,9 +39,34 @@ def error_body(exc: KotaeError) -> dict[str, Any]:
 
 def validation_to_envelope(errors: list[Any]) -> JSONResponse:
     err = errors[0] if errors else {"loc": (), "msg": "Invalid request", "type": ""}
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+    loc = [str(p) for p in err.get("loc", ())]
+    where = loc[0] if loc else ""
+    if where in ("body", "path", "query", "header"):
+        loc = loc[1:]
     # Discriminated unions add the tag to the path; OpenAI names the field only.
     param = _param_path(loc)
+    if err.get("type") == "json_invalid":
+        # Truncated or broken JSON: the position is not a parameter.
+        return envelope(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            "but what was sent was not valid JSON.)",
+            "invalid_request_error",
+            None,
+            None,
+        )
+    ctx = err.get("ctx")
+    pattern = str(ctx.get("pattern")) if isinstance(ctx, dict) else ""
+    prefix = ID_PATTERNS.get(pattern) if err.get("type") == "string_pattern_mismatch" else None
+    if prefix is not None:
+        return envelope(
+            400,
+            wrong_prefix(param, err.get("input"), prefix),
+            "invalid_request_error",
+            param,
+            "invalid_value",
+        )
     if err.get("type") == "extra_forbidden":
         return envelope(
             400,
@@ -57,7 +83,7 @@ def validation_to_envelope(errors: list[Any]) -> JSONResponse:
             param,
             "missing_required_parameter",
         )
-    if err.get("type") in ("json_invalid", "model_attributes_type") and not loc:
+    if err.get("type") == "model_attributes_type" and not loc:
         return envelope(
             400,
             "We could not parse the JSON body of your request. The body must be a JSON object.",
@@ -74,12 +100,16 @@ def validation_to_envelope(errors: list[Any]) -> JSONResponse:
     )
 
 
+# Names pydantic gives the members of a union (`input.str`): types, not fields.
+TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none", "null", "bytes"}
+
+
 def _param_path(loc: list[str]) -> str:
     out = ""
     for part in loc:
         if part.isdigit():
             out += f"[{part}]"
-        elif any(c in part for c in "[](), "):
+        elif any(c in part for c in "[](), ") or part in TYPE_TAGS:
             continue  # a union member's type name, not a field
         else:
             out += f".{part}" if out else part
@@ -107,7 +137,9 @@ def install(app: FastAPI) -> None:
             message = "Unknown request URL. Please check the URL and method."
         elif exc.status_code == 405:
             message = "Method not allowed for this URL."
-        return envelope(exc.status_code, message, type_)
+        response = envelope(exc.status_code, message, type_)
+        response.headers.update(exc.headers or {})  # 405's Allow
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -7,8 +7,6 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kotae.errors import PayloadTooLarge
-
 
 class BodyLimit:
     def __init__(self, app: ASGIApp, limit: int, upload_limit: int) -> None:
@@ -29,26 +27,43 @@ class BodyLimit:
                 await self._refuse(send, int(value), limit)
                 return
         seen = 0
+        too_big = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_big
+            if too_big:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    # Raised inside the app, so the error handlers answer it as a 413.
-                    raise PayloadTooLarge(
-                        f"Request body is over {limit} bytes.", code="request_too_large"
-                    )
+                    # The app stops reading as if the client had gone; the 413 is sent here,
+                    # since a parser would turn an exception into its own 400.
+                    too_big = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_big and not started:
+                return  # the app's answer to a body cut short is not the answer
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not too_big or started:
+                raise
+        if too_big and not started:
+            await self._refuse(send, seen, limit)
 
     async def _refuse(self, send: Send, size: int, limit: int) -> None:
         body = json.dumps(
             {
                 "error": {
-                    "message": f"Request body is over {limit} bytes (got {size}).",
+                    "message": f"Request body is over {limit} bytes (got {size} or more).",
                     "type": "invalid_request_error",
                     "param": None,
                     "code": "request_too_large",

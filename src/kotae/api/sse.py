@@ -15,14 +15,16 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class JsonEvent(Protocol):
-    def model_dump_json(self, *, exclude_unset: bool = False) -> str: ...
+    def model_dump_json(
+        self, *, exclude_unset: bool = False, by_alias: bool | None = None
+    ) -> str: ...
 
 
 async def _frames(events: AsyncIterator[JsonEvent], done_marker: bool) -> AsyncIterator[str]:
     try:
         async for event in events:
             kind = getattr(event, "type", None)
-            data = event.model_dump_json(exclude_unset=True)
+            data = event.model_dump_json(exclude_unset=True, by_alias=True)
             yield f"event: {kind}\ndata: {data}\n\n" if kind else f"data: {data}\n\n"
     except KotaeError as exc:
         # Headers are gone already; the error travels as a data frame, as OpenAI's does.

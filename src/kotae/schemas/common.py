@@ -30,9 +30,11 @@ def bad_unicode_path(value: Any) -> str | None:
 
 
 class StrictModel(BaseModel):
-    """Unknown fields are a 400 naming the field, as OpenAI answers them."""
+    """Unknown fields are a 400 naming the field, as OpenAI answers them. Types are strict:
+    `"stream": "yes"` or `"max_output_tokens": 1e30` is a 400, not quietly converted (form
+    fields, which are all text, are validated with strict=False)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod

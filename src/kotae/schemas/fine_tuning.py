@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from kotae.ids import FileIdField
 from kotae.schemas.common import StrictModel, WithMetadata
 
 
@@ -18,8 +19,8 @@ class Method(StrictModel):
 
 class CreateFineTuningJob(WithMetadata):
     model: str
-    training_file: str
-    validation_file: str | None = None
+    training_file: FileIdField
+    validation_file: FileIdField | None = None
     suffix: str | None = Field(default=None, max_length=64)
     seed: int | None = Field(default=None, ge=0, le=2_147_483_647)
     method: Method | None = None

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from kotae.ids import ResponseIdField
 from kotae.schemas.common import StrictModel, WithMetadata
 
 
@@ -137,7 +138,7 @@ class CreateResponse(WithMetadata):
     model: Annotated[str, Field(min_length=1, max_length=256)]
     input: str | list[dict[str, Any]] | None = None
     instructions: str | None = None
-    previous_response_id: str | None = None
+    previous_response_id: ResponseIdField | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     max_output_tokens: Annotated[int, Field(ge=16)] | None = None
@@ -165,8 +166,44 @@ class CreateResponse(WithMetadata):
     client_metadata: dict[str, Any] | None = None
     # Prefix caching is automatic here, so its options change nothing.
     prompt_cache_options: dict[str, Any] | None = None
+    # [{"type": "compaction", "compact_threshold": N}]: compact a long thread first.
+    context_management: Annotated[list[dict[str, Any]], Field(min_length=1)] | None = None
     # Real OpenAI parameters this server cannot honour: a 400 naming them, not "unknown".
-    context_management: list[dict[str, Any]] | None = None
     moderation: dict[str, Any] | None = None
     image: dict[str, Any] | None = None
     access_programs: Any = None
+
+
+class CompactResponse(StrictModel):
+    """POST /v1/responses/compact."""
+
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    input: str | list[dict[str, Any]] | None = None
+    instructions: str | None = None
+    previous_response_id: ResponseIdField | None = None
+    prompt_cache_key: Annotated[str, Field(max_length=512)] | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+
+
+class CountInputTokens(StrictModel):
+    """POST /v1/responses/input_tokens: the request a create would send, counted."""
+
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    input: str | list[dict[str, Any]] | None = None
+    instructions: str | None = None
+    previous_response_id: ResponseIdField | None = None
+    conversation: str | dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: TextConfig | None = None
+    reasoning: ReasoningConfig | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    # A style hint for OpenAI's own models; it adds nothing to count here.
+    personality: Any = None
+
+    def as_create(self) -> CreateResponse:
+        fields = self.model_dump(exclude_unset=True, by_alias=True, exclude={"personality"})
+        return CreateResponse.model_validate(fields)

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from kotae.ids import FileIdField
 from kotae.schemas.common import StrictModel, WithMetadata
 
 Attributes = Annotated[dict[str, str | float | bool], Field(max_length=16)]
@@ -28,7 +29,7 @@ class ExpiresAfter(StrictModel):
 
 class CreateVectorStore(WithMetadata):
     name: str | None = None
-    file_ids: Annotated[list[str], Field(max_length=500)] | None = None
+    file_ids: Annotated[list[FileIdField], Field(max_length=500)] | None = None
     chunking_strategy: ChunkingStrategy | None = None
     expires_after: ExpiresAfter | None = None
     description: str | None = None
@@ -40,7 +41,7 @@ class UpdateVectorStore(WithMetadata):
 
 
 class CreateVectorStoreFile(StrictModel):
-    file_id: Annotated[str, Field(min_length=1)]
+    file_id: FileIdField
     attributes: Attributes | None = None
     chunking_strategy: ChunkingStrategy | None = None
 
@@ -50,13 +51,13 @@ class UpdateVectorStoreFile(StrictModel):
 
 
 class BatchFile(StrictModel):
-    file_id: Annotated[str, Field(min_length=1)]
+    file_id: FileIdField
     attributes: Attributes | None = None
     chunking_strategy: ChunkingStrategy | None = None
 
 
 class CreateFileBatch(StrictModel):
-    file_ids: Annotated[list[str], Field(max_length=2000)] | None = None
+    file_ids: Annotated[list[FileIdField], Field(max_length=2000)] | None = None
     files: Annotated[list[BatchFile], Field(max_length=2000)] | None = None
     attributes: Attributes | None = None
     chunking_strategy: ChunkingStrategy | None = None

@@ -19,6 +19,7 @@ from kotae.providers.inference.base import (
     Finished,
     Role,
     TextDelta,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
 )
@@ -47,8 +48,8 @@ class ChatCompletionsService:
     async def prepare(
         self, project_id: str, req: CreateChatCompletion
     ) -> tuple[ChatBackend, ChatRequest, str]:
-        if req.logprobs:
-            raise InvalidRequest("logprobs is not supported yet.", param="logprobs")
+        if req.top_logprobs and not req.logprobs:
+            raise InvalidRequest("top_logprobs needs logprobs set to true.", param="top_logprobs")
         entry = self._registry.resolve(req.model, project_id)
         backend = self._registry.backend_for(entry)
         backend.check_capacity()
@@ -94,6 +95,8 @@ class ChatCompletionsService:
             allowed_tools=tools.allowed,
             parallel_tool_calls=req.parallel_tool_calls is not False,
             stream=req.stream,
+            logprobs=bool(req.logprobs),
+            top_logprobs=req.top_logprobs or 0,
         )
         return backend, chat, entry.config.id
 
@@ -107,15 +110,21 @@ class ChatCompletionsService:
         text: list[str] = []
         calls: list[dict[str, Any]] = []
         finished: Finished | None = None
+        tokens: list[dict[str, Any]] = []
         async for chunk in backend.stream(chat, cancel or CancelToken()):
             if isinstance(chunk, TextDelta):
                 text.append(chunk.text)
+                tokens.extend(_logprob(t) for t in chunk.logprobs or [])
             elif isinstance(chunk, ToolCallDelta):
                 calls.append(_call(chunk))
             else:
                 finished = chunk
         assert finished is not None
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(text) or None,
+            "refusal": None,
+        }
         if calls:
             message["tool_calls"] = calls
         elif message["content"] is None:
@@ -131,7 +140,7 @@ class ChatCompletionsService:
                         "index": 0,
                         "finish_reason": _finish(finished),
                         "message": message,
-                        "logprobs": None,
+                        "logprobs": {"content": tokens, "refusal": None} if chat.logprobs else None,
                     }
                 ],
                 "usage": _usage(finished),
@@ -148,16 +157,25 @@ class ChatCompletionsService:
             "model": model,
         }
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> ChatCompletionChunk:
-            return ChatCompletionChunk.model_validate(
-                {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-            )
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+        ) -> ChatCompletionChunk:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            if logprobs is not None:
+                choice["logprobs"] = logprobs
+            return ChatCompletionChunk.model_validate({**base, "choices": [choice]})
 
         yield chunk({"role": "assistant", "content": ""})
         index = 0
         async for item in backend.stream(chat, CancelToken()):
             if isinstance(item, TextDelta):
-                yield chunk({"content": item.text})
+                scored = None
+                if chat.logprobs:
+                    scored = {
+                        "content": [_logprob(t) for t in item.logprobs or []],
+                        "refusal": None,
+                    }
+                yield chunk({"content": item.text}, logprobs=scored)
             elif isinstance(item, ToolCallDelta):
                 yield chunk({"tool_calls": [{"index": index, **_call(item)}]})
                 index += 1
@@ -192,6 +210,15 @@ class ChatCompletionsService:
         for (index, _), media in found.items():
             message = messages[int(index)]
             media.attach(message)
+
+
+def _logprob(token: TokenLogprob) -> dict[str, Any]:
+    return {
+        "token": token.token,
+        "bytes": token.bytes,
+        "logprob": token.logprob,
+        "top_logprobs": [{"token": t, "bytes": b, "logprob": lp} for t, b, lp in token.top],
+    }
 
 
 def _finish(finished: Finished) -> str:

@@ -25,19 +25,20 @@ def new_file_id() -> str:
 
 
 def to_object(row: dict[str, Any]) -> FileObject:
-    return FileObject.model_validate(
-        {
-            "id": row["id"],
-            "object": "file",
-            "bytes": row["bytes"],
-            "created_at": row["created_at"],
-            "expires_at": row["expires_at"],
-            "filename": row["filename"],
-            "purpose": row["purpose"],
-            "status": row.get("status") or "processed",
-            "status_details": row.get("status_details"),
-        }
-    )
+    body = {
+        "id": row["id"],
+        "object": "file",
+        "bytes": row["bytes"],
+        "created_at": row["created_at"],
+        "filename": row["filename"],
+        "purpose": row["purpose"],
+        "status": row.get("status") or "processed",
+    }
+    # Optional and never null in OpenAI's schema: present only when there is one.
+    for name in ("expires_at", "status_details"):
+        if row.get(name) is not None:
+            body[name] = row[name]
+    return FileObject.model_validate(body)
 
 
 class FilesService:

@@ -80,7 +80,27 @@ class ResponseInputItem(Base):
     item_id: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_input_items_response_position", "response_id", "position"),)
+    __table_args__ = (
+        Index("ix_input_items_response_position", "response_id", "position"),
+        Index("ix_input_items_item", "item_id"),
+    )
+
+
+class ResponseOutputItem(Base):
+    """A finished response's output items, by id: what an `item_reference` names."""
+
+    __tablename__ = "response_output_items"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    response_id: Mapped[str] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_output_items_item", "item_id"),
+        Index("ix_output_items_response", "response_id"),
+    )
 
 
 class Setting(Base):
@@ -206,7 +226,10 @@ class ConversationItem(Base):
     item_id: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_conversation_items_conv", "conversation_id", "pk"),)
+    __table_args__ = (
+        Index("ix_conversation_items_conv", "conversation_id", "pk"),
+        Index("ix_conversation_items_item", "item_id"),
+    )
 
 
 class FineTuningJob(Base):

@@ -27,4 +27,4 @@ async def create_chat_completion(
     result = await cancel_on_disconnect(
         request, cancel, service.create(backend, chat, model, cancel)
     )
-    return JSONResponse(result.model_dump(mode="json", exclude_unset=True))
+    return JSONResponse(result.model_dump(mode="json", exclude_unset=True, by_alias=True))

@@ -10,7 +10,9 @@ from pydantic import Field
 
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import check_limit, page
+from kotae.api.params import ConversationId, IncludeBrackets, IncludePlain, Limit
 from kotae.schemas.common import StrictModel, WithMetadata
+from kotae.services.responses.service import check_includes
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -33,33 +35,39 @@ async def create_conversation(req: CreateConversation, c: ContainerDep, p: Proje
 
 
 @router.get("/{conversation_id}")
-async def retrieve_conversation(conversation_id: str, c: ContainerDep, p: ProjectDep) -> Any:
+async def retrieve_conversation(
+    conversation_id: ConversationId, c: ContainerDep, p: ProjectDep
+) -> Any:
     return await to_thread.run_sync(c.conversations.retrieve, p, conversation_id)
 
 
 @router.post("/{conversation_id}")
 async def update_conversation(
-    conversation_id: str, req: UpdateConversation, c: ContainerDep, p: ProjectDep
+    conversation_id: ConversationId, req: UpdateConversation, c: ContainerDep, p: ProjectDep
 ) -> Any:
     return await to_thread.run_sync(c.conversations.update, p, conversation_id, req.metadata)
 
 
 @router.delete("/{conversation_id}")
-async def delete_conversation(conversation_id: str, c: ContainerDep, p: ProjectDep) -> Any:
+async def delete_conversation(
+    conversation_id: ConversationId, c: ContainerDep, p: ProjectDep
+) -> Any:
     await to_thread.run_sync(c.conversations.delete, p, conversation_id)
     return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
 
 @router.get("/{conversation_id}/items")
 async def list_items(
-    conversation_id: str,
+    conversation_id: ConversationId,
     c: ContainerDep,
     p: ProjectDep,
-    limit: int = 20,
+    limit: Limit = 20,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
-    include: list[str] | None = None,
+    include: IncludePlain = None,
+    include_brackets: IncludeBrackets = None,
 ) -> Any:
+    check_includes([*(include or []), *(include_brackets or [])])
     items, more = await to_thread.run_sync(
         lambda: c.conversations.list_items(
             p, conversation_id, limit=check_limit(limit), order=order, after=after
@@ -69,16 +77,22 @@ async def list_items(
 
 
 @router.post("/{conversation_id}/items")
-async def add_items(conversation_id: str, req: AddItems, c: ContainerDep, p: ProjectDep) -> Any:
+async def add_items(
+    conversation_id: ConversationId, req: AddItems, c: ContainerDep, p: ProjectDep
+) -> Any:
     items = await to_thread.run_sync(c.conversations.add_items, p, conversation_id, req.items)
     return page(items, False)
 
 
 @router.get("/{conversation_id}/items/{item_id}")
-async def retrieve_item(conversation_id: str, item_id: str, c: ContainerDep, p: ProjectDep) -> Any:
+async def retrieve_item(
+    conversation_id: ConversationId, item_id: str, c: ContainerDep, p: ProjectDep
+) -> Any:
     return await to_thread.run_sync(c.conversations.get_item, p, conversation_id, item_id)
 
 
 @router.delete("/{conversation_id}/items/{item_id}")
-async def delete_item(conversation_id: str, item_id: str, c: ContainerDep, p: ProjectDep) -> Any:
+async def delete_item(
+    conversation_id: ConversationId, item_id: str, c: ContainerDep, p: ProjectDep
+) -> Any:
     return await to_thread.run_sync(c.conversations.delete_item, p, conversation_id, item_id)

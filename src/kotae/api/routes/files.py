@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import Order, check_limit, page
+from kotae.api.params import FileId
+from kotae.api.wire import wire
 from kotae.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -29,6 +31,8 @@ async def create_file(request: Request, container: ContainerDep, project: Projec
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("Missing required parameter: 'file'.", param="file")
+        if not upload.size:
+            raise InvalidRequest("The file is empty: upload a file with content.", param="file")
         service = container.files
         purpose = service.check_purpose(_text(form.get("purpose")))
         expires = service.check_expiry(
@@ -44,7 +48,7 @@ async def create_file(request: Request, container: ContainerDep, project: Projec
         )
     finally:
         await form.close()
-    return created.model_dump(mode="json")
+    return wire(created)
 
 
 def _text(value: Any) -> str | None:
@@ -56,7 +60,7 @@ async def list_files(
     container: ContainerDep,
     project: ProjectDep,
     purpose: str | None = None,
-    limit: int = 10000,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
     order: Order = "desc",
     after: str | None = None,
 ) -> JSONResponse:
@@ -64,23 +68,23 @@ async def list_files(
     files, more = await container.files.list(
         project, purpose=purpose, limit=limit, order=order, after=after
     )
-    return JSONResponse(page([f.model_dump(mode="json") for f in files], more))
+    return JSONResponse(page([wire(f) for f in files], more))
 
 
 @router.get("/{file_id}")
-async def retrieve_file(file_id: str, container: ContainerDep, project: ProjectDep) -> Any:
-    return (await container.files.retrieve(project, file_id)).model_dump(mode="json")
+async def retrieve_file(file_id: FileId, container: ContainerDep, project: ProjectDep) -> Any:
+    return wire(await container.files.retrieve(project, file_id))
 
 
 @router.delete("/{file_id}")
-async def delete_file(file_id: str, container: ContainerDep, project: ProjectDep) -> Any:
+async def delete_file(file_id: FileId, container: ContainerDep, project: ProjectDep) -> Any:
     await container.files.delete(project, file_id)
     return {"id": file_id, "object": "file", "deleted": True}
 
 
 @router.get("/{file_id}/content")
 async def file_content(
-    file_id: str, container: ContainerDep, project: ProjectDep
+    file_id: FileId, container: ContainerDep, project: ProjectDep
 ) -> StreamingResponse:
     row = await container.files.get_row(project, file_id)
     return StreamingResponse(

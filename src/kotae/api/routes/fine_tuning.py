@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import check_limit, page
+from kotae.api.params import JobId, Limit
 from kotae.errors import InvalidRequest
 from kotae.schemas.fine_tuning import CreateFineTuningJob
 from kotae.storage.repositories.paging import cursor_page
@@ -22,7 +23,7 @@ async def create_job(req: CreateFineTuningJob, c: ContainerDep, p: ProjectDep) -
 
 @router.get("")
 async def list_jobs(
-    request: Request, c: ContainerDep, p: ProjectDep, limit: int = 20, after: str | None = None
+    request: Request, c: ContainerDep, p: ProjectDep, limit: Limit = 20, after: str | None = None
 ) -> Any:
     # The SDK sends metadata filters as metadata[key]=value.
     metadata = {
@@ -35,20 +36,20 @@ async def list_jobs(
     return page(data, more)
 
 
-@router.get("/{job_id}")
-async def retrieve_job(job_id: str, c: ContainerDep, p: ProjectDep) -> Any:
-    return await c.fine_tuning.retrieve(p, job_id)
+@router.get("/{fine_tuning_job_id}")
+async def retrieve_job(fine_tuning_job_id: JobId, c: ContainerDep, p: ProjectDep) -> Any:
+    return await c.fine_tuning.retrieve(p, fine_tuning_job_id)
 
 
-@router.post("/{job_id}/cancel")
-async def cancel_job(job_id: str, c: ContainerDep, p: ProjectDep) -> Any:
-    return await c.fine_tuning.cancel(p, job_id)
+@router.post("/{fine_tuning_job_id}/cancel")
+async def cancel_job(fine_tuning_job_id: JobId, c: ContainerDep, p: ProjectDep) -> Any:
+    return await c.fine_tuning.cancel(p, fine_tuning_job_id)
 
 
-@router.post("/{job_id}/pause")
-@router.post("/{job_id}/resume")
-async def pause_or_resume(job_id: str, c: ContainerDep, p: ProjectDep) -> Any:
-    await c.fine_tuning.retrieve(p, job_id)  # 404 first for an unknown job
+@router.post("/{fine_tuning_job_id}/pause")
+@router.post("/{fine_tuning_job_id}/resume")
+async def pause_or_resume(fine_tuning_job_id: JobId, c: ContainerDep, p: ProjectDep) -> Any:
+    await c.fine_tuning.retrieve(p, fine_tuning_job_id)  # 404 first for an unknown job
     raise InvalidRequest(
         "Pausing and resuming jobs is not supported by this server; cancel the job and "
         "create it again.",
@@ -56,19 +57,27 @@ async def pause_or_resume(job_id: str, c: ContainerDep, p: ProjectDep) -> Any:
     )
 
 
-@router.get("/{job_id}/events")
+@router.get("/{fine_tuning_job_id}/events")
 async def list_events(
-    job_id: str, c: ContainerDep, p: ProjectDep, limit: int = 20, after: str | None = None
+    fine_tuning_job_id: JobId,
+    c: ContainerDep,
+    p: ProjectDep,
+    limit: Limit = 20,
+    after: str | None = None,
 ) -> Any:
-    events = await c.fine_tuning.events(p, job_id)
+    events = await c.fine_tuning.events(p, fine_tuning_job_id)
     data, more = cursor_page(events, "id", check_limit(limit), after, None)
     return page(data, more)
 
 
-@router.get("/{job_id}/checkpoints")
+@router.get("/{fine_tuning_job_id}/checkpoints")
 async def list_checkpoints(
-    job_id: str, c: ContainerDep, p: ProjectDep, limit: int = 10, after: str | None = None
+    fine_tuning_job_id: JobId,
+    c: ContainerDep,
+    p: ProjectDep,
+    limit: Limit = 10,
+    after: str | None = None,
 ) -> Any:
-    checkpoints = await c.fine_tuning.checkpoints(p, job_id)
+    checkpoints = await c.fine_tuning.checkpoints(p, fine_tuning_job_id)
     data, more = cursor_page(checkpoints, "id", check_limit(limit), after, None)
     return page(data, more)

@@ -71,7 +71,7 @@ def _edit_mask(mask: Image.Image, image: Image.Image) -> Image.Image:
 async def edit_image(request: Request, c: ContainerDep, _: ProjectDep) -> Any:
     fields, files, mask_file = await _form(request)
     try:
-        options = EditImage.model_validate(fields)
+        options = EditImage.model_validate(fields, strict=False)
     except ValidationError as exc:
         raise invalid_from(exc, "edit", "") from exc
     if options.stream:
@@ -89,7 +89,7 @@ async def edit_image(request: Request, c: ContainerDep, _: ProjectDep) -> Any:
 async def image_variation(request: Request, c: ContainerDep, _: ProjectDep) -> Any:
     fields, files, _mask = await _form(request)
     try:
-        options = ImageVariation.model_validate(fields)
+        options = ImageVariation.model_validate(fields, strict=False)
     except ValidationError as exc:
         raise invalid_from(exc, "variation", "") from exc
     image = await _picture(files[0], "image", c.settings.max_image_bytes)

@@ -10,15 +10,19 @@ from fastapi.responses import JSONResponse, Response
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.pagination import Order, check_limit, page
+from kotae.api.params import IncludeBrackets, IncludePlain, Limit, ResponseId
 from kotae.api.sse import sse_response
 from kotae.providers.inference.base import CancelToken
-from kotae.schemas.responses import CreateResponse
+from kotae.schemas.responses import CompactResponse, CountInputTokens, CreateResponse
+from kotae.services.responses.service import check_includes
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
 
 def _json(model: Any) -> Response:
-    return Response(model.model_dump_json(exclude_unset=True), media_type="application/json")
+    return Response(
+        model.model_dump_json(exclude_unset=True, by_alias=True), media_type="application/json"
+    )
 
 
 @router.post("")
@@ -38,15 +42,32 @@ async def create_response(
     return _json(await cancel_on_disconnect(request, cancel, service.create(prepared, cancel)))
 
 
+@router.post("/compact")
+async def compact_response(
+    req: CompactResponse, container: ContainerDep, project: ProjectDep
+) -> JSONResponse:
+    return JSONResponse(await container.responses.compact(project, req))
+
+
+@router.post("/input_tokens")
+async def count_input_tokens(
+    req: CountInputTokens, container: ContainerDep, project: ProjectDep
+) -> JSONResponse:
+    count = await container.responses.count_input_tokens(project, req.as_create())
+    return JSONResponse({"object": "response.input_tokens", "input_tokens": count})
+
+
 @router.get("/{response_id}")
 async def retrieve_response(
-    response_id: str,
+    response_id: ResponseId,
     container: ContainerDep,
     project: ProjectDep,
     stream: bool = False,
     starting_after: int | None = None,
-    include: list[str] | None = None,
+    include: IncludePlain = None,
+    include_brackets: IncludeBrackets = None,
 ) -> Response:
+    check_includes([*(include or []), *(include_brackets or [])])
     if stream:
         # Checked before the stream starts, so a missing id is a 404, not an SSE error.
         await container.responses.retrieve(project, response_id)
@@ -56,7 +77,7 @@ async def retrieve_response(
 
 @router.delete("/{response_id}")
 async def delete_response(
-    response_id: str, container: ContainerDep, project: ProjectDep
+    response_id: ResponseId, container: ContainerDep, project: ProjectDep
 ) -> JSONResponse:
     await container.responses.delete(project, response_id)
     return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
@@ -64,22 +85,24 @@ async def delete_response(
 
 @router.post("/{response_id}/cancel")
 async def cancel_response(
-    response_id: str, container: ContainerDep, project: ProjectDep
+    response_id: ResponseId, container: ContainerDep, project: ProjectDep
 ) -> Response:
     return _json(await container.responses.cancel(project, response_id))
 
 
 @router.get("/{response_id}/input_items")
 async def list_input_items(
-    response_id: str,
+    response_id: ResponseId,
     container: ContainerDep,
     project: ProjectDep,
-    limit: int = 20,
+    limit: Limit = 20,
     order: Order = "desc",
     after: str | None = None,
     before: str | None = None,
-    include: list[str] | None = None,
+    include: IncludePlain = None,
+    include_brackets: IncludeBrackets = None,
 ) -> JSONResponse:
+    check_includes([*(include or []), *(include_brackets or [])])
     result = await container.responses.input_items(
         project, response_id, limit=check_limit(limit), order=order, after=after, before=before
     )

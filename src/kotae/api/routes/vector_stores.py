@@ -9,6 +9,8 @@ from fastapi import APIRouter
 
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import Order, check_limit, page
+from kotae.api.params import BatchId, FileId, Limit, VectorStoreId
+from kotae.api.wire import wire
 from kotae.schemas.vector_stores import (
     CreateFileBatch,
     CreateVectorStore,
@@ -22,19 +24,19 @@ router = APIRouter(prefix="/v1/vector_stores", tags=["vector_stores"])
 
 
 def _page(items: list[Any], more: bool) -> dict[str, Any]:
-    return page([i.model_dump(mode="json") for i in items], more)
+    return page([wire(i) for i in items], more)
 
 
 @router.post("")
 async def create_vector_store(req: CreateVectorStore, c: ContainerDep, p: ProjectDep) -> Any:
-    return (await to_thread.run_sync(c.vector_stores.create, p, req)).model_dump(mode="json")
+    return wire(await to_thread.run_sync(c.vector_stores.create, p, req))
 
 
 @router.get("")
 async def list_vector_stores(
     c: ContainerDep,
     p: ProjectDep,
-    limit: int = 20,
+    limit: Limit = 20,
     order: Order = "desc",
     after: str | None = None,
     before: str | None = None,
@@ -45,31 +47,33 @@ async def list_vector_stores(
     return _page(items, more)
 
 
-@router.get("/{store_id}")
-async def retrieve_vector_store(store_id: str, c: ContainerDep, p: ProjectDep) -> Any:
-    return (await to_thread.run_sync(c.vector_stores.retrieve, p, store_id)).model_dump(mode="json")
+@router.get("/{vector_store_id}")
+async def retrieve_vector_store(
+    vector_store_id: VectorStoreId, c: ContainerDep, p: ProjectDep
+) -> Any:
+    return wire(await to_thread.run_sync(c.vector_stores.retrieve, p, vector_store_id))
 
 
-@router.post("/{store_id}")
+@router.post("/{vector_store_id}")
 async def update_vector_store(
-    store_id: str, req: UpdateVectorStore, c: ContainerDep, p: ProjectDep
+    vector_store_id: VectorStoreId, req: UpdateVectorStore, c: ContainerDep, p: ProjectDep
 ) -> Any:
-    return (await to_thread.run_sync(c.vector_stores.update, p, store_id, req)).model_dump(
-        mode="json"
-    )
+    return wire(await to_thread.run_sync(c.vector_stores.update, p, vector_store_id, req))
 
 
-@router.delete("/{store_id}")
-async def delete_vector_store(store_id: str, c: ContainerDep, p: ProjectDep) -> Any:
-    await to_thread.run_sync(c.vector_stores.delete, p, store_id)
-    return {"id": store_id, "object": "vector_store.deleted", "deleted": True}
+@router.delete("/{vector_store_id}")
+async def delete_vector_store(
+    vector_store_id: VectorStoreId, c: ContainerDep, p: ProjectDep
+) -> Any:
+    await to_thread.run_sync(c.vector_stores.delete, p, vector_store_id)
+    return {"id": vector_store_id, "object": "vector_store.deleted", "deleted": True}
 
 
-@router.post("/{store_id}/search")
+@router.post("/{vector_store_id}/search")
 async def search_vector_store(
-    store_id: str, req: SearchVectorStore, c: ContainerDep, p: ProjectDep
+    vector_store_id: VectorStoreId, req: SearchVectorStore, c: ContainerDep, p: ProjectDep
 ) -> Any:
-    queries, results = await to_thread.run_sync(c.vector_stores.search, p, [store_id], req)
+    queries, results = await to_thread.run_sync(c.vector_stores.search, p, [vector_store_id], req)
     return {
         "object": "vector_store.search_results.page",
         "search_query": queries,
@@ -79,22 +83,27 @@ async def search_vector_store(
     }
 
 
-@router.post("/{store_id}/files")
+@router.post("/{vector_store_id}/files")
 async def create_vector_store_file(
-    store_id: str, req: CreateVectorStoreFile, c: ContainerDep, p: ProjectDep
+    vector_store_id: VectorStoreId, req: CreateVectorStoreFile, c: ContainerDep, p: ProjectDep
 ) -> Any:
     f = await to_thread.run_sync(
-        c.vector_stores.add_file, p, store_id, req.file_id, req.attributes, req.chunking_strategy
+        c.vector_stores.add_file,
+        p,
+        vector_store_id,
+        req.file_id,
+        req.attributes,
+        req.chunking_strategy,
     )
-    return f.model_dump(mode="json")
+    return wire(f)
 
 
-@router.get("/{store_id}/files")
+@router.get("/{vector_store_id}/files")
 async def list_vector_store_files(
-    store_id: str,
+    vector_store_id: VectorStoreId,
     c: ContainerDep,
     p: ProjectDep,
-    limit: int = 20,
+    limit: Limit = 20,
     order: Order = "desc",
     after: str | None = None,
     before: str | None = None,
@@ -103,7 +112,7 @@ async def list_vector_store_files(
     items, more = await to_thread.run_sync(
         lambda: c.vector_stores.list_files(
             p,
-            store_id,
+            vector_store_id,
             limit=check_limit(limit),
             order=order,
             after=after,
@@ -114,35 +123,41 @@ async def list_vector_store_files(
     return _page(items, more)
 
 
-@router.get("/{store_id}/files/{file_id}")
+@router.get("/{vector_store_id}/files/{file_id}")
 async def retrieve_vector_store_file(
-    store_id: str, file_id: str, c: ContainerDep, p: ProjectDep
+    vector_store_id: VectorStoreId, file_id: FileId, c: ContainerDep, p: ProjectDep
 ) -> Any:
-    f = await to_thread.run_sync(c.vector_stores.retrieve_file, p, store_id, file_id)
-    return f.model_dump(mode="json")
+    f = await to_thread.run_sync(c.vector_stores.retrieve_file, p, vector_store_id, file_id)
+    return wire(f)
 
 
-@router.post("/{store_id}/files/{file_id}")
+@router.post("/{vector_store_id}/files/{file_id}")
 async def update_vector_store_file(
-    store_id: str, file_id: str, req: UpdateVectorStoreFile, c: ContainerDep, p: ProjectDep
+    vector_store_id: VectorStoreId,
+    file_id: FileId,
+    req: UpdateVectorStoreFile,
+    c: ContainerDep,
+    p: ProjectDep,
 ) -> Any:
-    f = await to_thread.run_sync(c.vector_stores.update_file, p, store_id, file_id, req.attributes)
-    return f.model_dump(mode="json")
+    f = await to_thread.run_sync(
+        c.vector_stores.update_file, p, vector_store_id, file_id, req.attributes
+    )
+    return wire(f)
 
 
-@router.delete("/{store_id}/files/{file_id}")
+@router.delete("/{vector_store_id}/files/{file_id}")
 async def delete_vector_store_file(
-    store_id: str, file_id: str, c: ContainerDep, p: ProjectDep
+    vector_store_id: VectorStoreId, file_id: FileId, c: ContainerDep, p: ProjectDep
 ) -> Any:
-    await to_thread.run_sync(c.vector_stores.delete_file, p, store_id, file_id)
+    await to_thread.run_sync(c.vector_stores.delete_file, p, vector_store_id, file_id)
     return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
 
-@router.get("/{store_id}/files/{file_id}/content")
+@router.get("/{vector_store_id}/files/{file_id}/content")
 async def vector_store_file_content(
-    store_id: str, file_id: str, c: ContainerDep, p: ProjectDep
+    vector_store_id: VectorStoreId, file_id: FileId, c: ContainerDep, p: ProjectDep
 ) -> Any:
-    texts = await to_thread.run_sync(c.vector_stores.file_content, p, store_id, file_id)
+    texts = await to_thread.run_sync(c.vector_stores.file_content, p, vector_store_id, file_id)
     return {
         "object": "vector_store.file_content.page",
         "data": [{"type": "text", "text": t} for t in texts],
@@ -151,43 +166,47 @@ async def vector_store_file_content(
     }
 
 
-@router.post("/{store_id}/file_batches")
+@router.post("/{vector_store_id}/file_batches")
 async def create_file_batch(
-    store_id: str, req: CreateFileBatch, c: ContainerDep, p: ProjectDep
+    vector_store_id: VectorStoreId, req: CreateFileBatch, c: ContainerDep, p: ProjectDep
 ) -> Any:
-    b = await to_thread.run_sync(c.vector_stores.create_batch, p, store_id, req)
-    return b.model_dump(mode="json")
+    b = await to_thread.run_sync(c.vector_stores.create_batch, p, vector_store_id, req)
+    return wire(b)
 
 
-@router.get("/{store_id}/file_batches/{batch_id}")
-async def retrieve_file_batch(store_id: str, batch_id: str, c: ContainerDep, p: ProjectDep) -> Any:
-    b = await to_thread.run_sync(c.vector_stores.retrieve_batch, p, store_id, batch_id)
-    return b.model_dump(mode="json")
+@router.get("/{vector_store_id}/file_batches/{batch_id}")
+async def retrieve_file_batch(
+    vector_store_id: VectorStoreId, batch_id: BatchId, c: ContainerDep, p: ProjectDep
+) -> Any:
+    b = await to_thread.run_sync(c.vector_stores.retrieve_batch, p, vector_store_id, batch_id)
+    return wire(b)
 
 
-@router.post("/{store_id}/file_batches/{batch_id}/cancel")
-async def cancel_file_batch(store_id: str, batch_id: str, c: ContainerDep, p: ProjectDep) -> Any:
-    b = await to_thread.run_sync(c.vector_stores.cancel_batch, p, store_id, batch_id)
-    return b.model_dump(mode="json")
+@router.post("/{vector_store_id}/file_batches/{batch_id}/cancel")
+async def cancel_file_batch(
+    vector_store_id: VectorStoreId, batch_id: BatchId, c: ContainerDep, p: ProjectDep
+) -> Any:
+    b = await to_thread.run_sync(c.vector_stores.cancel_batch, p, vector_store_id, batch_id)
+    return wire(b)
 
 
-@router.get("/{store_id}/file_batches/{batch_id}/files")
+@router.get("/{vector_store_id}/file_batches/{batch_id}/files")
 async def list_file_batch_files(
-    store_id: str,
-    batch_id: str,
+    vector_store_id: VectorStoreId,
+    batch_id: BatchId,
     c: ContainerDep,
     p: ProjectDep,
-    limit: int = 20,
+    limit: Limit = 20,
     order: Order = "desc",
     after: str | None = None,
     before: str | None = None,
     filter: str | None = None,
 ) -> Any:
-    await to_thread.run_sync(c.vector_stores.retrieve_batch, p, store_id, batch_id)
+    await to_thread.run_sync(c.vector_stores.retrieve_batch, p, vector_store_id, batch_id)
     items, more = await to_thread.run_sync(
         lambda: c.vector_stores.list_files(
             p,
-            store_id,
+            vector_store_id,
             limit=check_limit(limit),
             order=order,
             after=after,

@@ -60,11 +60,25 @@ class ChatRequest:
     # False when the caller wants the whole answer at once: a remote engine then answers in
     # one body instead of a token stream (less work on both sides).
     stream: bool = True
+    logprobs: bool = False
+    top_logprobs: int = 0  # alternatives per token (0-20) when logprobs is set
+
+
+@dataclass
+class TokenLogprob:
+    """One generated token's log probability, and the likeliest tokens at its place."""
+
+    token: str
+    bytes: list[int]
+    logprob: float
+    top: list[tuple[str, list[int], float]] = field(default_factory=list)
 
 
 @dataclass
 class TextDelta:
     text: str
+    # The tokens this text came from, when the request asked for logprobs.
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass

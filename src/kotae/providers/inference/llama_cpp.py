@@ -34,6 +34,7 @@ from kotae.providers.inference.base import (
     FunctionSpec,
     StreamChunk,
     TextDelta,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     with_system_note,
@@ -322,6 +323,9 @@ class LlamaCppBackend:
             vocab = llama._model.vocab
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             stopper = StopMatcher(request.stop + template_stops)
+            scored: list[TokenLogprob] = []
+            if request.logprobs:
+                put = _with_logprobs(put, scored)
             router = OutputRouter(put, request)
             produced = 0
             reason: Any = "stop"
@@ -344,6 +348,8 @@ class LlamaCppBackend:
                     break
                 produced += 1
                 self.generated_tokens += 1
+                if request.logprobs:
+                    scored.append(token_logprob(llama, token, request.top_logprobs))
                 text, hit = stopper.feed(decoder.decode(llama.detokenize([token])))
                 if text:
                     router.feed(text)
@@ -394,6 +400,47 @@ class LlamaCppBackend:
         llama, self._llama = self._llama, None
         if llama is not None:
             llama.close()
+
+
+def _with_logprobs(
+    put: Callable[[object], None], scored: list[TokenLogprob]
+) -> Callable[[object], None]:
+    """`put` that hands the tokens scored since the last text to the next text delta."""
+
+    def put_scored(item: object) -> None:
+        if isinstance(item, TextDelta) and scored:
+            item.logprobs = scored[:]
+            scored.clear()
+        put(item)
+
+    return put_scored
+
+
+def token_logprob(llama: Any, token: int, top: int) -> TokenLogprob:
+    """The log probability of `token` under the logits that chose it (the model's own
+    distribution, before temperature and grammar), with the `top` likeliest tokens."""
+    import llama_cpp
+    import numpy as np
+
+    n_vocab = llama.n_vocab()
+    logits = np.ctypeslib.as_array(
+        llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1), shape=(n_vocab,)
+    ).astype(np.float64)
+    shifted = logits - logits.max()
+    logprobs = shifted - np.log(np.exp(shifted).sum())
+
+    def piece(t: int) -> tuple[str, list[int]]:
+        raw = llama.detokenize([t])
+        return raw.decode("utf-8", errors="replace"), list(raw)
+
+    text, raw = piece(token)
+    alternatives = []
+    if top:
+        best = np.argpartition(-logprobs, top)[:top]
+        for t in best[np.argsort(-logprobs[best])]:
+            alt_text, alt_raw = piece(int(t))
+            alternatives.append((alt_text, alt_raw, float(logprobs[t])))
+    return TokenLogprob(text, raw, float(logprobs[token]), alternatives)
 
 
 def _common_prefix(a: Any, b: list[int]) -> int:

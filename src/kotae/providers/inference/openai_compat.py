@@ -22,6 +22,7 @@ from kotae.providers.inference.base import (
     FunctionSpec,
     StreamChunk,
     TextDelta,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     with_system_note,
@@ -120,6 +121,9 @@ class OpenAICompatBackend:
             payload["parallel_tool_calls"] = request.parallel_tool_calls
         if request.seed is not None:
             payload["seed"] = request.seed
+        if request.logprobs:
+            payload["logprobs"] = True
+            payload["top_logprobs"] = request.top_logprobs
         fmt = request.response_format
         if fmt and fmt["type"] == "json_schema" and self._schema_in_json_object:
             payload["response_format"] = {"type": "json_object", "schema": fmt["schema"]}
@@ -257,7 +261,7 @@ class OpenAICompatBackend:
                         piece = delta.get("content")
                         if piece:
                             output_count += 1
-                            yield TextDelta(piece)
+                            yield TextDelta(piece, read_logprobs(choice, request))
                         for call in delta.get("tool_calls") or []:
                             calls.add(call)
                         if choice.get("finish_reason"):
@@ -296,7 +300,7 @@ class OpenAICompatBackend:
         message = choice.get("message") or {}
         content = message.get("content") or ""
         if content:
-            yield TextDelta(content)
+            yield TextDelta(content, read_logprobs(choice, request))
         assembler = _CallAssembler()
         for i, call in enumerate(message.get("tool_calls") or []):
             assembler.add({**call, "index": i})
@@ -315,6 +319,28 @@ class OpenAICompatBackend:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def read_logprobs(choice: dict[str, Any], request: ChatRequest) -> list[TokenLogprob] | None:
+    """A chat-completions choice's `logprobs.content`, as the engine-neutral tokens."""
+    if not request.logprobs:
+        return None
+    content = (choice.get("logprobs") or {}).get("content") or []
+    out = []
+    for token in content:
+        raw = token.get("bytes") or list(str(token.get("token", "")).encode())
+        top = [
+            (
+                str(alt.get("token", "")),
+                alt.get("bytes") or list(str(alt.get("token", "")).encode()),
+                float(alt.get("logprob") or 0.0),
+            )
+            for alt in token.get("top_logprobs") or []
+        ]
+        out.append(
+            TokenLogprob(str(token.get("token", "")), raw, float(token.get("logprob") or 0.0), top)
+        )
+    return out
 
 
 class _CallAssembler:

@@ -49,7 +49,8 @@ async def build_context(
     media: dict[tuple[str, int], Media] | None = None,
 ) -> PromptContext:
     head = [ChatMessage("system", instructions)] if instructions else []
-    body = to_chat_messages(history, media) + to_chat_messages(new_items, media)
+    # One list: a compaction among the new items stands for the history before it.
+    body = to_chat_messages([*history, *new_items], media)
     window = backend.context_window
     # Room for the answer: what was asked for, but never more than a quarter of the window
     # when that would force dropping the conversation.

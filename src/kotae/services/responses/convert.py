@@ -20,6 +20,7 @@ from kotae.schemas.responses import (
     MessageItem,
     Refusal,
 )
+from kotae.services.responses import compaction
 from kotae.services.responses.media import Media
 
 _ROLES: dict[str, Role] = {
@@ -44,8 +45,11 @@ def normalize_input(
         if kind in AGENT_ITEMS:
             items.append(_agent_item(raw_item, i, param))
             continue
-        if kind == "image_generation_call":  # an earlier turn's picture, sent back
-            items.append({**raw_item, "id": raw_item.get("id") or ids.new_id("ig")})
+        if kind == "compaction":
+            items.append(compaction.checked(raw_item, f"{param}[{i}]"))
+            continue
+        if kind in PAST_CALLS:  # an earlier turn's tool call, sent back as it was output
+            items.append({**raw_item, "id": raw_item.get("id") or ids.new_id(PAST_CALLS[kind])})
             continue
         model = _INPUT_TYPES.get(kind)
         if model is None:
@@ -107,6 +111,9 @@ def normalize_input(
             )
     return items
 
+
+# Built-in tool calls of earlier turns (and their id prefixes): kept in the thread as sent.
+PAST_CALLS = {"image_generation_call": "ig", "file_search_call": "fs", "web_search_call": "ws"}
 
 _INPUT_TYPES: dict[str, type[Any]] = {
     "message": MessageItem,
@@ -233,7 +240,7 @@ def to_chat_messages(
     assistant turn they belong to; their outputs become tool turns. Image and file parts take
     what `media` resolved for them."""
     messages: list[ChatMessage] = []
-    for item in items:
+    for item in compaction.apply(items):
         kind = item.get("type", "message")
         if kind == "message":
             role = _ROLES.get(item.get("role", "user"), "user")
@@ -265,6 +272,14 @@ def to_chat_messages(
             # The thread remembers that a search ran; its excerpts served that turn only.
             queries = ", ".join(item.get("queries") or [])
             messages.append(ChatMessage("assistant", f"(searched the files for: {queries})"))
+        elif kind == "compaction":
+            summary = compaction.decode(item.get("encrypted_content") or "") or ""
+            messages.append(
+                ChatMessage("assistant", f"(summary of the conversation before this: {summary})")
+            )
+        elif kind == "web_search_call":
+            query = (item.get("action") or {}).get("query") or ""
+            messages.append(ChatMessage("assistant", f"(searched the web for: {query})"))
         elif kind in ("shell_call", "local_shell_call", "apply_patch_call"):
             call = _agent_call(item)
             last = messages[-1] if messages else None

@@ -60,6 +60,7 @@ from openai.types.responses.response_output_item import ImageGenerationCall
 from pydantic import BaseModel
 
 from kotae import ids
+from kotae.providers.inference.base import TokenLogprob
 
 ItemStatus = Literal["completed", "incomplete"]
 _M = TypeVar("_M", bound=BaseModel)
@@ -97,11 +98,27 @@ class OutputTextDelta:
 StreamEvent = ResponseStreamEvent | OutputTextDelta
 
 
+def delta_logprob(token: dict[str, Any]) -> dict[str, Any]:
+    """A token's logprob as the delta events carry it (no bytes)."""
+    return {
+        "token": token["token"],
+        "logprob": token["logprob"],
+        "top_logprobs": [
+            {"token": t["token"], "logprob": t["logprob"]} for t in token["top_logprobs"]
+        ],
+    }
+
+
 class ResponseEmitter:
     """Builds the events of one response while keeping `response` (the snapshot) current."""
 
-    def __init__(self, response: Response, *, snapshots: bool = True) -> None:
+    def __init__(
+        self, response: Response, *, snapshots: bool = True, keep_logprobs: bool = False
+    ) -> None:
         self.response = response
+        # Token logprobs go on the finished output_text part only when `include` asks.
+        self._keep_logprobs = keep_logprobs
+        self._logprobs: list[dict[str, Any]] = []
         # A drained (non-streamed) response reads only the last event: no copies needed.
         self._snapshots = snapshots
         self._sequence = 0
@@ -168,6 +185,7 @@ class ResponseEmitter:
         self._message = message
         self._text = []
         self._annotations = []
+        self._logprobs = []
         output_index = len(self.response.output)
         self.response.output.append(message)
         return [
@@ -196,16 +214,30 @@ class ResponseEmitter:
             ]
         return snapshot
 
-    def text_delta(self, text: str) -> OutputTextDelta:
+    def text_delta(self, text: str, logprobs: list[TokenLogprob] | None = None) -> OutputTextDelta:
         message = self._message
         assert message is not None, "no message is open"
         self._text.append(text)
+        shown: list[Any] = []
+        for token in logprobs or []:
+            self._logprobs.append(
+                {
+                    "token": token.token,
+                    "bytes": token.bytes,
+                    "logprob": token.logprob,
+                    "top_logprobs": [
+                        {"token": t, "bytes": b, "logprob": lp} for t, b, lp in token.top
+                    ],
+                }
+            )
+            shown.append(delta_logprob(self._logprobs[-1]))
         return OutputTextDelta(
             item_id=message.id,
             output_index=len(self.response.output) - 1,
             content_index=0,
             delta=text,
             sequence_number=self._next(),
+            logprobs=shown,
         )
 
     def finish_message(self, status: ItemStatus) -> list[ResponseStreamEvent]:
@@ -214,20 +246,28 @@ class ResponseEmitter:
         self._message = None
         text = "".join(self._text)
         output_index = len(self.response.output) - 1
+        kept = self._logprobs if self._keep_logprobs else []
         part = ResponseOutputText.model_validate(
-            {"annotations": self._annotations, "text": text, "type": "output_text", "logprobs": []}
+            {
+                "annotations": self._annotations,
+                "text": text,
+                "type": "output_text",
+                "logprobs": kept,
+            }
         )
         message.content = [part]
         message.status = status
         return [
-            ResponseTextDoneEvent(
-                content_index=0,
-                item_id=message.id,
-                logprobs=[],
-                output_index=output_index,
-                sequence_number=self._next(),
-                text=text,
-                type="response.output_text.done",
+            ResponseTextDoneEvent.model_validate(
+                {
+                    "content_index": 0,
+                    "item_id": message.id,
+                    "logprobs": [delta_logprob(t) for t in self._logprobs],
+                    "output_index": output_index,
+                    "sequence_number": self._next(),
+                    "text": text,
+                    "type": "response.output_text.done",
+                }
             ),
             ResponseContentPartDoneEvent(
                 content_index=0,
@@ -434,7 +474,8 @@ class ResponseEmitter:
         """An output item that arrives complete: added (in progress), then done."""
         assert self._message is None, "close the message first"
         output_index = len(self.response.output)
-        pending = item.model_copy(update={"status": "in_progress"})
+        has_status = "status" in type(item).model_fields
+        pending = item.model_copy(update={"status": "in_progress"}) if has_status else item
         self.response.output.append(item)
         return [
             ResponseOutputItemAddedEvent.model_construct(
@@ -504,7 +545,8 @@ class ResponseEmitter:
             arguments="",
             type="function_call",
             status="in_progress",
-            namespace=namespace,
+            # Set only when there is one: the wire has a namespace string or no key at all.
+            **({"namespace": namespace} if namespace else {}),
         )
         output_index = len(self.response.output)
         self.response.output.append(item)

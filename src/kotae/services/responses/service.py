@@ -19,6 +19,7 @@ from typing import Any
 
 from openai.types.responses import (
     Response,
+    ResponseCompactionItem,
     ResponseCompletedEvent,
     ResponseFailedEvent,
     ResponseIncompleteEvent,
@@ -39,28 +40,35 @@ from kotae.providers.inference.base import (
     Finished,
     FunctionSpec,
     TextDelta,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     with_system_note,
 )
 from kotae.providers.web_search.base import WebSearchProvider
-from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
+from kotae.schemas.responses import (
+    CompactResponse,
+    CreateResponse,
+    FormatJsonObject,
+    FormatJsonSchema,
+)
 from kotae.schemas.vector_stores import SearchVectorStore
 from kotae.services.conversations import ConversationsService
 from kotae.services.images import NO_MODEL as NO_IMAGE_MODEL
 from kotae.services.images import ImagesService
 from kotae.services.images import encode as encode_image
 from kotae.services.models import ModelEntry, ModelRegistry
-from kotae.services.responses import file_search, web_search
+from kotae.services.responses import compaction, file_search, web_search
 from kotae.services.responses.context import PromptContext, build_context
-from kotae.services.responses.convert import item_text, normalize_input
+from kotae.services.responses.convert import item_text, normalize_input, to_chat_messages
 from kotae.services.responses.events import ResponseEmitter, StreamEvent
 from kotae.services.responses.media import Media, MediaResolver, has_media
+from kotae.services.responses.summary import summarize
 from kotae.services.responses.tools import WEB_TYPES, ToolSetup, parse_tools
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
 
-# `include` values that only matter with tools this server does not run yet: accepted, no-ops.
+# The `include` values accepted. Those for tools this server does not run are no-ops.
 ACCEPTED_INCLUDES = {
     "file_search_call.results",
     "web_search_call.results",
@@ -69,7 +77,70 @@ ACCEPTED_INCLUDES = {
     "computer_call_output.output.image_url",
     "code_interpreter_call.outputs",
     "reasoning.encrypted_content",
+    "message.output_text.logprobs",
 }
+LOGPROBS = "message.output_text.logprobs"
+
+
+def usage_of(finished: Finished, spent: list[int]) -> ResponseUsage:
+    """The answer's tokens plus those `spent` (input, output, cached) on turns before it."""
+    return ResponseUsage.model_validate(
+        {
+            "input_tokens": finished.input_tokens + spent[0],
+            "input_tokens_details": {
+                "cached_tokens": finished.cached_tokens + spent[2],
+                "cache_write_tokens": 0,
+            },
+            "output_tokens": finished.output_tokens + spent[1],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": finished.input_tokens + finished.output_tokens + spent[0] + spent[1],
+        }
+    )
+
+
+def compaction_threshold(entries: list[dict[str, Any]] | None, window: int) -> int | None:
+    """The token count over which a create compacts its thread first (context_management),
+    or None when it never does. Without a threshold: 80% of the context window."""
+    for i, entry in enumerate(entries or []):
+        if entry.get("type") != "compaction":
+            raise InvalidRequest(
+                f"Invalid value for 'context_management[{i}].type': only 'compaction' is "
+                "supported.",
+                param=f"context_management[{i}].type",
+                code="invalid_value",
+            )
+        unknown = set(entry) - {"type", "compact_threshold"}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise InvalidRequest(
+                f"Unknown parameter: 'context_management[{i}].{name}'.",
+                param=f"context_management[{i}].{name}",
+                code="unknown_parameter",
+            )
+        value = entry.get("compact_threshold")
+        if value is None:
+            return window * 4 // 5
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1000:
+            raise InvalidRequest(
+                f"Invalid value for 'context_management[{i}].compact_threshold': an integer of "
+                "at least 1000.",
+                param=f"context_management[{i}].compact_threshold",
+                code="invalid_value",
+            )
+        return value
+    return None
+
+
+def wants_logprobs(req: CreateResponse) -> bool:
+    return bool(req.top_logprobs) or LOGPROBS in (req.include or [])
+
+
+def check_includes(values: Sequence[str] | None) -> None:
+    for i, value in enumerate(values or []):
+        if value not in ACCEPTED_INCLUDES:
+            raise InvalidRequest(
+                f"include value '{value}' is not supported.", param=f"include[{i}]"
+            )
 
 
 GENERATE_IMAGE = FunctionSpec(
@@ -143,6 +214,8 @@ class Prepared:
     history: list[dict[str, Any]] = field(default_factory=list)
     media: dict[tuple[str, int], Media] = field(default_factory=dict)
     emitter: ResponseEmitter | None = None  # set once it runs
+    compaction: Any = None  # the compaction item made before the answer (context_management)
+    compaction_cost: Finished | None = None
     saved: bool = False  # its row exists already (stored while it runs)
 
 
@@ -208,6 +281,7 @@ class ResponsesService:
         if tools.file_search is not None:
             index = next(i for i, t in enumerate(req.tools or []) if t.get("type") == "file_search")
             for store_id in tools.file_search.vector_store_ids:
+                ids.expect_prefix(store_id, "vs_", f"tools[{index}].vector_store_ids")
                 # Another project's store is missing here, exactly like an unknown one.
                 await asyncio.to_thread(
                     self._vector_stores.check_store,
@@ -218,27 +292,24 @@ class ResponsesService:
         entry = self._registry.resolve(req.model, project_id)
         backend = self._registry.backend_for(entry)
         backend.check_capacity()
-        history: list[dict[str, Any]] = []
-        if req.previous_response_id:
-            turns = await asyncio.to_thread(self._repo.thread, project_id, req.previous_response_id)
-            if turns is None:
-                raise InvalidRequest(
-                    f"Previous response with id '{req.previous_response_id}' not found.",
-                    param="previous_response_id",
-                    code="previous_response_not_found",
-                )
-            for turn in turns:
-                history.extend(turn.input_items)
-                history.extend(turn.output_items)
         conversation_id = _conversation_id(req.conversation)
-        if conversation_id is not None:
-            assert self._conversations is not None
-            history = await asyncio.to_thread(
-                self._conversations.items, project_id, conversation_id, "conversation"
-            )
-        new_items = normalize_input(req.input)
+        history = await self._history(project_id, req.previous_response_id, conversation_id)
+        new_items = normalize_input(await self._resolve_references(project_id, req.input))
         if not new_items and not history:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+        compacted: list[Any] = []
+        threshold = compaction_threshold(req.context_management, backend.context_window)
+        if threshold is not None:
+            count = await backend.count_tokens(to_chat_messages([*history, *new_items]))
+            if count > threshold:
+                # Over the threshold: the model summarizes the thread before it answers, and
+                # the compaction item leads this response's output.
+                summary, spent_on_summary = await summarize(
+                    backend, [*history, *new_items], req.instructions, CancelToken()
+                )
+                made = compaction.item(summary)
+                history = compaction.apply([*history, made])
+                compacted = [ResponseCompactionItem.model_validate(made), spent_on_summary]
         media = None
         if self._media is not None and has_media(history + new_items):
             media = await self._media.resolve(
@@ -266,6 +337,8 @@ class ResponsesService:
             self._new_response(req, entry, tools),
         )
         prepared.history, prepared.media = history, media or {}
+        if compacted:
+            prepared.compaction, prepared.compaction_cost = compacted
         edit = tools.image_generation is not None and tools.image_generation.get("action") == "edit"
         if edit and latest_picture(prepared) is None:
             raise InvalidRequest(
@@ -276,14 +349,91 @@ class ResponsesService:
             prepared.response.conversation = ResponseConversation(id=conversation_id)
         return prepared
 
-    def _check_unsupported(self, req: CreateResponse) -> None:
-        for i, value in enumerate(req.include or []):
-            if value not in ACCEPTED_INCLUDES:
+    async def _history(
+        self, project_id: str, previous_response_id: str | None, conversation_id: str | None
+    ) -> list[dict[str, Any]]:
+        """The items of the thread a request continues."""
+        history: list[dict[str, Any]] = []
+        if previous_response_id:
+            turns = await asyncio.to_thread(self._repo.thread, project_id, previous_response_id)
+            if turns is None:
                 raise InvalidRequest(
-                    f"include value '{value}' is not supported.", param=f"include[{i}]"
+                    f"Previous response with id '{previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
                 )
-        if req.top_logprobs:
-            raise InvalidRequest("top_logprobs is not supported yet.", param="top_logprobs")
+            for turn in turns:
+                history.extend(turn.input_items)
+                history.extend(turn.output_items)
+        if conversation_id is not None:
+            assert self._conversations is not None
+            history = await asyncio.to_thread(
+                self._conversations.items, project_id, conversation_id, "conversation"
+            )
+        return history
+
+    async def count_input_tokens(self, project_id: str, req: CreateResponse) -> int:
+        """The tokens `req` would give the model, counted as a create would build them."""
+        return (await self.prepare(project_id, req)).context.input_tokens
+
+    async def compact(self, project_id: str, req: CompactResponse) -> dict[str, Any]:
+        """The thread (previous_response_id and input) as its user messages and one compaction
+        item holding the model's summary of the rest."""
+        entry = self._registry.resolve(req.model, project_id)
+        backend = self._registry.backend_for(entry)
+        backend.check_capacity()
+        history = await self._history(project_id, req.previous_response_id, None)
+        items = [
+            *history,
+            *normalize_input(await self._resolve_references(project_id, req.input)),
+        ]
+        if not items:
+            raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+        summary, finished = await summarize(backend, items, req.instructions, CancelToken())
+        return {
+            "id": ids.response_id(),
+            "object": "response.compaction",
+            "created_at": int(time.time()),
+            "output": [*compaction.kept_messages(items), compaction.item(summary)],
+            "usage": usage_of(finished, [0, 0, 0]).model_dump(mode="json"),
+        }
+
+    async def _resolve_references(
+        self, project_id: str, raw: str | list[dict[str, Any]] | None
+    ) -> str | list[dict[str, Any]] | None:
+        """`item_reference` items replaced by the stored items they name (this project's)."""
+        if not isinstance(raw, list) or not any(
+            item.get("type") == "item_reference" for item in raw
+        ):
+            return raw
+        resolved = []
+        for i, item in enumerate(raw):
+            if item.get("type") != "item_reference":
+                resolved.append(item)
+                continue
+            item_id = item.get("id")
+            extra = set(item) - {"type", "id"}
+            if not isinstance(item_id, str) or not item_id:
+                raise InvalidRequest(
+                    f"Missing required parameter: 'input[{i}].id'.", param=f"input[{i}].id"
+                )
+            if extra:
+                name = sorted(extra)[0]
+                raise InvalidRequest(
+                    f"Unknown parameter: 'input[{i}].{name}'.",
+                    param=f"input[{i}].{name}",
+                    code="unknown_parameter",
+                )
+            found = await asyncio.to_thread(self._repo.find_item, project_id, item_id)
+            if found is None:
+                raise InvalidRequest(
+                    f"Item with id '{item_id}' not found.", param=f"input[{i}]", code="not_found"
+                )
+            resolved.append(found)
+        return resolved
+
+    def _check_unsupported(self, req: CreateResponse) -> None:
+        check_includes(req.include)
         if req.conversation is not None and req.previous_response_id:
             raise InvalidRequest(
                 "Use either conversation or previous_response_id, not both.",
@@ -291,7 +441,7 @@ class ResponsesService:
             )
         if req.prompt is not None:
             raise InvalidRequest("Prompt templates are not supported.", param="prompt")
-        for name in ("context_management", "moderation", "image", "access_programs"):
+        for name in ("moderation", "image", "access_programs"):
             if getattr(req, name):
                 raise InvalidRequest(f"'{name}' is not supported by this server.", param=name)
         if req.background and not req.store:
@@ -308,8 +458,9 @@ class ResponsesService:
                 "name": fmt.name,
                 "schema": fmt.schema_,
                 "strict": fmt.strict,
-                "description": fmt.description,
             }
+            if fmt.description is not None:
+                text_format["description"] = fmt.description
         elif isinstance(fmt, FormatJsonObject):
             text_format = {"type": "json_object"}
         cfg = entry.config
@@ -342,13 +493,13 @@ class ResponsesService:
                 },
                 "truncation": req.truncation or "disabled",
                 "store": req.store,
-                "user": req.user,
+                **({"user": req.user} if req.user is not None else {}),
                 "safety_identifier": req.safety_identifier,
                 "prompt_cache_key": req.prompt_cache_key,
                 "reasoning": {"effort": None, "summary": None},
                 "service_tier": "default",
-                "top_logprobs": 0,
-                "usage": None,
+                "top_logprobs": req.top_logprobs or 0,
+                # No "usage" until the end: optional and never null in OpenAI's schema.
                 "error": None,
                 "incomplete_details": None,
             }
@@ -373,12 +524,18 @@ class ResponsesService:
             allowed_tools=p.tools.allowed,
             parallel_tool_calls=p.request.parallel_tool_calls is not False,
             stream=p.request.stream or p.request.background,
+            logprobs=wants_logprobs(p.request),
+            top_logprobs=p.request.top_logprobs or 0,
         )
 
     async def _run(
         self, p: Prepared, cancel: CancelToken, *, background: bool
     ) -> AsyncIterator[StreamEvent]:
-        emitter = ResponseEmitter(p.response, snapshots=p.request.stream or background)
+        emitter = ResponseEmitter(
+            p.response,
+            snapshots=p.request.stream or background,
+            keep_logprobs=LOGPROBS in (p.request.include or []),
+        )
         p.emitter = emitter
         yield emitter.created()
         if background:
@@ -387,6 +544,10 @@ class ResponsesService:
         finished: Finished | None = None
         request = self._chat_request(p)
         spent = [0, 0, 0]  # input, output, cached tokens of turns before the answer
+        if p.compaction is not None and p.compaction_cost is not None:
+            for event in emitter.whole_item(p.compaction):
+                yield event
+            spent = _plus(spent, p.compaction_cost)
         results: list[dict[str, Any]] | None = None
         sources: list[web_search.Source] | None = None
         # The user's own words, without the automatic descriptions of their images: the
@@ -493,7 +654,7 @@ class ResponsesService:
                     if not emitter.message_open:
                         for event in emitter.start_message():
                             yield event
-                    yield emitter.text_delta(chunk.text)
+                    yield emitter.text_delta(chunk.text, chunk.logprobs)
                 elif isinstance(chunk, ToolCallDelta):
                     if emitter.message_open:
                         for event in emitter.finish_message("completed"):
@@ -513,7 +674,12 @@ class ResponsesService:
             return
         assert finished is not None
         truncated = finished.reason == "length"
-        if not emitter.message_open and not any(
+        cancelled = finished.reason == "cancelled"
+        if cancelled:  # what was said so far stays, unfinished; no empty message is made up
+            if emitter.message_open:
+                for event in emitter.finish_message("incomplete"):
+                    yield event
+        elif not emitter.message_open and not any(
             o.type in ("message", "function_call") for o in emitter.response.output
         ):
             for event in emitter.start_message():
@@ -527,22 +693,8 @@ class ResponsesService:
         if emitter.message_open:
             for event in emitter.finish_message("incomplete" if truncated else "completed"):
                 yield event
-        usage = ResponseUsage.model_validate(
-            {
-                "input_tokens": finished.input_tokens + spent[0],
-                "input_tokens_details": {
-                    "cached_tokens": finished.cached_tokens + spent[2],
-                    "cache_write_tokens": 0,
-                },
-                "output_tokens": finished.output_tokens + spent[1],
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": finished.input_tokens
-                + finished.output_tokens
-                + spent[0]
-                + spent[1],
-            }
-        )
-        if finished.reason == "cancelled":
+        usage = usage_of(finished, spent)
+        if cancelled:
             emitter.response.usage = usage
             emitter.cancelled()
             if background:  # otherwise the client that would read it is gone
@@ -641,13 +793,15 @@ class ResponsesService:
         conversation = response.conversation
         if conversation is not None and response.status != "failed":
             assert self._conversations is not None
-            outputs = [o.model_dump(mode="json", exclude_none=True) for o in response.output]
+            outputs = [
+                o.model_dump(mode="json", exclude_none=True, by_alias=True) for o in response.output
+            ]
             await asyncio.to_thread(
                 self._conversations.append, conversation.id, p.new_items + outputs
             )
         if not p.request.store:
             return
-        body = response.model_dump(mode="json", exclude_unset=True)
+        body = response.model_dump(mode="json", exclude_unset=True, by_alias=True)
         if background or p.saved:
             await asyncio.to_thread(self._repo.update_body, p.project_id, body)
         elif response.status != "failed":
@@ -675,7 +829,7 @@ class ResponsesService:
     async def _save_running(self, p: Prepared) -> None:
         """The row of a response that runs: visible (retrieve, cancel, input_items) from its
         first event, owned by this process under a lease."""
-        body = p.response.model_dump(mode="json", exclude_unset=True)
+        body = p.response.model_dump(mode="json", exclude_unset=True, by_alias=True)
         await asyncio.to_thread(
             lambda: self._repo.save(
                 p.project_id,
@@ -701,7 +855,9 @@ class ResponsesService:
                 now = time.monotonic()
                 if event.type in CHECKPOINT_EVENTS or now - last >= CHECKPOINT_SECONDS:
                     last = now
-                    body = p.emitter.partial().model_dump(mode="json", exclude_unset=True)
+                    body = p.emitter.partial().model_dump(
+                        mode="json", exclude_unset=True, by_alias=True
+                    )
                     await asyncio.to_thread(self._repo.update_body, p.project_id, body)
             yield event
 
@@ -718,7 +874,7 @@ class ResponsesService:
                 async for event in events:
                     # Stored before anyone sees it: a stream resumed after a restart gets the
                     # same numbers, and never misses the end.
-                    data = event.model_dump_json(exclude_unset=True)
+                    data = event.model_dump_json(exclude_unset=True, by_alias=True)
                     await asyncio.to_thread(
                         self._repo.add_event, p.response.id, event.sequence_number, event.type, data
                     )
@@ -762,7 +918,7 @@ class ResponsesService:
         body = await asyncio.to_thread(self._repo.get, project_id, response_id)
         if body is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
-        return Response.model_validate(body)
+        return Response.model_validate(upgrade_body(body))
 
     def live(self, response_id: str) -> BackgroundRun | None:
         return self._background.get(response_id)
@@ -863,13 +1019,18 @@ class ResponsesService:
 
 def replay_events(response: Response) -> list[StreamEvent]:
     """A finished response told again as events, through the same emitter."""
-    start = response.model_copy(deep=True)
-    start.output = []
-    start.status = "in_progress"
-    start.usage = None
-    start.incomplete_details = None
-    start.error = None
-    emitter = ResponseEmitter(start)
+    body = response.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    body.pop("usage", None)  # absent until the end, as in the live stream
+    start = Response.model_validate(
+        {**body, "output": [], "status": "in_progress", "incomplete_details": None, "error": None}
+    )
+    kept = any(
+        getattr(part, "logprobs", None)
+        for item in response.output
+        if item.type == "message"
+        for part in item.content
+    )
+    emitter = ResponseEmitter(start, keep_logprobs=kept)
     events: list[StreamEvent] = [emitter.created(), emitter.in_progress()]
     for item in response.output:
         if item.type == "web_search_call":
@@ -908,8 +1069,15 @@ def replay_events(response: Response) -> list[StreamEvent]:
             continue
         events.extend(emitter.start_message(item.id))
         text = "".join(getattr(part, "text", "") for part in item.content)
+        tokens = [
+            TokenLogprob(
+                t.token, t.bytes, t.logprob, [(a.token, a.bytes, a.logprob) for a in t.top_logprobs]
+            )
+            for part in item.content
+            for t in getattr(part, "logprobs", None) or []
+        ]
         if text:
-            events.append(emitter.text_delta(text))
+            events.append(emitter.text_delta(text, tokens or None))
         events.extend(
             emitter.finish_message("incomplete" if item.status == "incomplete" else "completed")
         )
@@ -929,6 +1097,15 @@ def replay_events(response: Response) -> list[StreamEvent]:
     elif response.status == "completed":
         events.append(emitter.completed(usage))
     return events
+
+
+def upgrade_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A stored body as this version reads it. Before 0.1.1 a json_schema format was stored
+    under the Python name `schema_` instead of the wire name `schema`."""
+    fmt = (body.get("text") or {}).get("format")
+    if isinstance(fmt, dict) and "schema_" in fmt:
+        fmt["schema"] = fmt.pop("schema_")
+    return body
 
 
 def _echo_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any]:
@@ -993,8 +1170,8 @@ def _conversation_id(conversation: str | dict[str, Any] | None) -> str | None:
     if conversation is None:
         return None
     if isinstance(conversation, str):
-        return conversation
+        return ids.expect_prefix(conversation, "conv_", "conversation")
     value = conversation.get("id")
     if not isinstance(value, str):
-        raise InvalidRequest("conversation needs an id.", param="conversation")
-    return value
+        raise InvalidRequest("conversation needs an id.", param="conversation.id")
+    return ids.expect_prefix(value, "conv_", "conversation.id")

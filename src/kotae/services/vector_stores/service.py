@@ -113,9 +113,10 @@ class VectorStoresService:
                 "metadata": row["metadata"],
                 "status": status,
                 "usage_bytes": usage,
-                "expires_after": row["expires_after"],
                 "expires_at": row["expires_at"],
                 "file_counts": _counts(counts),
+                # Optional, never null in OpenAI's schema.
+                **({"expires_after": row["expires_after"]} if row["expires_after"] else {}),
             }
         )
 

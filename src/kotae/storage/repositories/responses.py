@@ -8,10 +8,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, delete, literal, select, update
+from sqlalchemy import Connection, Engine, Table, delete, literal, select, update
 from sqlalchemy.orm import aliased
 
-from kotae.storage.orm import ResponseEvent, ResponseInputItem, StoredResponse
+from kotae.storage.orm import (
+    Conversation,
+    ConversationItem,
+    ResponseEvent,
+    ResponseInputItem,
+    ResponseOutputItem,
+    StoredResponse,
+)
 from kotae.storage.repositories.paging import cursor_page
 
 
@@ -31,6 +38,7 @@ class ItemPage:
 RESPONSES = cast(Table, StoredResponse.__table__)
 INPUT_ITEMS = cast(Table, ResponseInputItem.__table__)
 EVENTS = cast(Table, ResponseEvent.__table__)
+OUTPUT_ITEMS = cast(Table, ResponseOutputItem.__table__)
 RUNNING = ("queued", "in_progress")
 
 
@@ -42,7 +50,7 @@ class StoredEvent:
     type: str
     data: str
 
-    def model_dump_json(self, *, exclude_unset: bool = False) -> str:
+    def model_dump_json(self, *, exclude_unset: bool = False, by_alias: bool | None = None) -> str:
         return self.data
 
 
@@ -81,6 +89,7 @@ class ResponseRepository:
                     "lease_expires_at": now + lease_seconds if owner else None,
                 },
             )
+            _store_output(conn, body)
             if input_items:
                 conn.execute(
                     INPUT_ITEMS.insert(),
@@ -101,11 +110,13 @@ class ResponseRepository:
         if status not in RUNNING:
             values.update(owner=None, lease_expires_at=None)
         with self._engine.begin() as s:
-            s.execute(
+            changed = s.execute(
                 update(StoredResponse)
                 .where(StoredResponse.id == body["id"], StoredResponse.project_id == project_id)
                 .values(**values)
-            )
+            ).rowcount
+            if changed:
+                _store_output(s, body)
 
     def get(self, project_id: str, response_id: str) -> dict[str, Any] | None:
         with self._engine.connect() as s:
@@ -117,6 +128,32 @@ class ResponseRepository:
                 )
             ).first()
         return dict(row.body) if row else None
+
+    def find_item(self, project_id: str, item_id: str) -> dict[str, Any] | None:
+        """An item of this project by its id: a stored response's output or input item, or
+        a conversation's item (what an `item_reference` names)."""
+        now = int(time.time())
+        with self._engine.connect() as conn:
+            for table in (OUTPUT_ITEMS, INPUT_ITEMS):
+                row = conn.execute(
+                    select(table.c.data)
+                    .join(RESPONSES, RESPONSES.c.id == table.c.response_id)
+                    .where(
+                        table.c.item_id == item_id,
+                        RESPONSES.c.project_id == project_id,
+                        RESPONSES.c.expires_at > now,
+                    )
+                    .limit(1)
+                ).first()
+                if row is not None:
+                    return dict(row.data)
+            row = conn.execute(
+                select(ConversationItem.data)
+                .join(Conversation, Conversation.id == ConversationItem.conversation_id)
+                .where(ConversationItem.item_id == item_id, Conversation.project_id == project_id)
+                .limit(1)
+            ).first()
+        return dict(row.data) if row is not None else None
 
     def delete(self, project_id: str, response_id: str) -> bool:
         with self._engine.begin() as s:
@@ -130,6 +167,7 @@ class ResponseRepository:
                     delete(ResponseInputItem).where(ResponseInputItem.response_id == response_id)
                 )
                 s.execute(delete(EVENTS).where(EVENTS.c.response_id == response_id))
+                s.execute(delete(OUTPUT_ITEMS).where(OUTPUT_ITEMS.c.response_id == response_id))
         return bool(_rowcount(result))
 
     def thread(self, project_id: str, response_id: str) -> list[ThreadTurn] | None:
@@ -295,6 +333,7 @@ class ResponseRepository:
             expired = select(StoredResponse.id).where(StoredResponse.expires_at <= now)
             s.execute(delete(ResponseInputItem).where(ResponseInputItem.response_id.in_(expired)))
             s.execute(delete(EVENTS).where(EVENTS.c.response_id.in_(expired)))
+            s.execute(delete(OUTPUT_ITEMS).where(OUTPUT_ITEMS.c.response_id.in_(expired)))
             result = s.execute(delete(StoredResponse).where(StoredResponse.expires_at <= now))
             return _rowcount(result)
 
@@ -302,3 +341,18 @@ class ResponseRepository:
 def _rowcount(result: object) -> int:
     # DML results carry rowcount; SQLAlchemy's generic Result type does not say so.
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _store_output(conn: Connection, body: dict[str, Any]) -> None:
+    """A finished response's output items, findable by id. Running ones are skipped: their
+    output changes until the end (and an item is only referenced once it is done)."""
+    if (body.get("status") or "completed") in RUNNING:
+        return
+    conn.execute(delete(OUTPUT_ITEMS).where(OUTPUT_ITEMS.c.response_id == body["id"]))
+    rows = [
+        {"response_id": body["id"], "position": i, "item_id": item["id"], "data": item}
+        for i, item in enumerate(body.get("output") or [])
+        if isinstance(item, dict) and item.get("id")
+    ]
+    if rows:
+        conn.execute(OUTPUT_ITEMS.insert(), rows)

@@ -1,0 +1,32 @@
+"""Path and query parameters as OpenAI shapes them. An id with the wrong prefix is a 400
+naming the prefix (not a 404), and the pattern shows in /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+
+from kotae.ids import PREFIXES, prefix_pattern
+
+
+def _id(name: str) -> Any:
+    prefix = PREFIXES[name]
+    return Path(
+        pattern=prefix_pattern(prefix),
+        description=f"An id that begins with '{prefix}'.",
+    )
+
+
+ResponseId = Annotated[str, _id("response_id")]
+ConversationId = Annotated[str, _id("conversation_id")]
+VectorStoreId = Annotated[str, _id("vector_store_id")]
+BatchId = Annotated[str, _id("batch_id")]
+UploadId = Annotated[str, _id("upload_id")]
+FileId = Annotated[str, _id("file_id")]
+JobId = Annotated[str, _id("fine_tuning_job_id")]
+
+Limit = Annotated[int, Query(ge=1, le=100, description="How many objects to return (1-100).")]
+# Query arrays come as `include[]=a&include[]=b` from the SDKs, or as `include=a`.
+IncludeBrackets = Annotated[list[str] | None, Query(alias="include[]")]
+IncludePlain = Annotated[list[str] | None, Query(alias="include")]

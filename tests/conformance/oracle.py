@@ -1,0 +1,207 @@
+"""OpenAI's own OpenAPI document as the judge of kotae's wire output: every recorded response
+body, and every streamed event, validated against the spec's schemas (JSON Schema 2020-12)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "openai-openapi" / "openapi.yaml"
+SPEC_URI = "urn:openai-openapi"
+# The operations of OpenAI's API that kotae serves (the rest: stored chat completions,
+# assistants, batches, audio, realtime...).
+SERVED = re.compile(
+    r"^/(responses|chat/completions$|embeddings|files|uploads|vector_stores|conversations|"
+    r"fine_tuning/jobs|images|models)"
+)
+NOT_SERVED = re.compile(r"^/chat/completions/|\?beta=true$")
+# Stored chat completions (GET /chat/completions lists them) are not kept by kotae.
+NOT_SERVED_OPS = {("GET", "/chat/completions")}
+
+# Where kotae deliberately differs from OpenAI: "METHOD /path:json/path" or
+# "event TYPE:json/path" (a regex), and the reason. Nothing else may differ.
+ALLOWED: dict[str, str] = {
+    r"POST /images/(generations|edits|variations):size": "the size of the picture actually made: kotae's image models "
+    "make other sizes than gpt-image-1's three (256x256, 512x512, ...), as dall-e-2 did",
+    r"POST /embeddings:data/[0-9]+/embedding": "a base64 string when "
+    "encoding_format is base64 (the SDK asks for it by default), as OpenAI's API answers; "
+    "the spec knows only the float list",
+    # Checked in Recorder.check: only where the page is empty.
+    r"GET [a-z_/{}]+:(first_id|last_id)": "null on an empty page, as OpenAI's API answers: "
+    "there is no first or last item to name",
+}
+EMPTY_PAGE = r"GET [a-z_/{}]+:(first_id|last_id)"
+
+
+def _nullable(node: Any) -> Any:
+    """OpenAPI 3.0's `nullable: true`, which OpenAI's 3.1 document still uses in places, as
+    the JSON Schema it means (a JSON Schema validator ignores the keyword)."""
+    if isinstance(node, list):
+        return [_nullable(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable(v) for k, v in node.items()}
+    if out.pop("nullable", False) is True:
+        if isinstance(out.get("enum"), list) and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+        kind = out.get("type")
+        if isinstance(kind, str):
+            out["type"] = [kind, "null"]
+        elif isinstance(kind, list):
+            out["type"] = [*kind, "null"] if "null" not in kind else kind
+        else:
+            out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+@cache
+def spec() -> dict[str, Any]:
+    with SPEC_PATH.open() as f:
+        loaded: dict[str, Any] = yaml.load(f, Loader=yaml.CSafeLoader)
+    converted: dict[str, Any] = _nullable(loaded)
+    return converted
+
+
+@cache
+def _registry() -> Registry:
+    resource = Resource.from_contents(spec(), default_specification=DRAFT202012)
+    return Registry().with_resource(SPEC_URI, resource)
+
+
+@cache
+def validator(pointer: str) -> Draft202012Validator:
+    """A validator for the schema at `pointer` (e.g. "#/components/schemas/Response")."""
+    return Draft202012Validator({"$ref": SPEC_URI + pointer}, registry=_registry())
+
+
+def served_operations() -> list[tuple[str, str]]:
+    ops = []
+    for path, item in spec()["paths"].items():
+        if not SERVED.match(path) or NOT_SERVED.search(path):
+            continue
+        for method in item:
+            if method in ("get", "post", "delete") and (method.upper(), path) not in NOT_SERVED_OPS:
+                ops.append((method.upper(), path))
+    return ops
+
+
+@cache
+def _templates() -> list[tuple[re.Pattern[str], str]]:
+    out = []
+    for _, path in served_operations():
+        pattern = re.sub(
+            r"\{[^}]+\}", "[^/]+", re.escape(path).replace(r"\{", "{").replace(r"\}", "}")
+        )
+        out.append((re.compile(f"^{pattern}$"), path))
+    # Literal paths first: /responses/compact is not /responses/{response_id}.
+    out.sort(key=lambda t: t[1].count("{"))
+    return out
+
+
+def template_of(path: str) -> str | None:
+    for pattern, template in _templates():
+        if pattern.match(path):
+            return template
+    return None
+
+
+def response_pointer(method: str, template: str, status: int) -> str | None:
+    """Where the spec keeps the JSON schema of this operation's answer."""
+    if status >= 400:
+        return "#/components/schemas/ErrorResponse"
+    op = spec()["paths"][template][method.lower()]
+    answer = op["responses"].get(str(status))
+    if answer is None:
+        return None
+    content = answer.get("content") or {}
+    if "application/json" not in content:
+        return None
+    escaped = template.replace("~", "~0").replace("/", "~1")
+    return f"#/paths/{escaped}/{method.lower()}/responses/{status}/content/application~1json/schema"
+
+
+@dataclass
+class Violation:
+    where: str  # "POST /responses 200" or "event response.created"
+    path: str  # JSON path in the body
+    message: str
+
+
+@dataclass
+class Recorder:
+    """Records every exchange of an httpx client and judges it by the spec."""
+
+    operations: set[tuple[str, str]] = field(default_factory=set)
+    events: int = 0
+    bodies: int = 0
+    violations: list[Violation] = field(default_factory=list)
+    statuses: set[int] = field(default_factory=set)
+
+    def hook(self, response: httpx.Response) -> None:
+        response.read()
+        request = response.request
+        path = request.url.path.removeprefix("/v1")
+        template = template_of(path)
+        if template is None:
+            return
+        method = request.method
+        self.operations.add((method, template))
+        self.statuses.add(response.status_code)
+        kind = response.headers.get("content-type", "")
+        where = f"{method} {template} {response.status_code}"
+        if kind.startswith("text/event-stream"):
+            self._events(template, response.text)
+        elif kind.startswith("application/json"):
+            pointer = response_pointer(method, template, response.status_code)
+            if pointer is not None:
+                self.check(where, pointer, response.json())
+
+    def _events(self, template: str, text: str) -> None:
+        chat = template.startswith("/chat/")
+        pointer = (
+            "#/components/schemas/CreateChatCompletionStreamResponse"
+            if chat
+            else "#/components/schemas/ResponseStreamEvent"
+        )
+        for block in text.split("\n\n"):
+            data = [line[6:] for line in block.split("\n") if line.startswith("data: ")]
+            if not data or data[0] == "[DONE]":
+                continue
+            event = json.loads(data[0])
+            self.events += 1
+            kind = event.get("type", "chunk")
+            if kind == "error" or ("error" in event and "type" not in event):
+                self.check(f"event {kind}", "#/components/schemas/ErrorResponse", event)
+            else:
+                self.check(f"event {kind}", pointer, event)
+
+    def check(self, where: str, pointer: str, body: Any) -> None:
+        self.bodies += 1
+        for error in validator(pointer).iter_errors(body):
+            location = "/".join(str(p) for p in error.absolute_path)
+            key = f"{where.rsplit(' ', 1)[0] if where[0].isupper() else where}:{location}"
+            if re.fullmatch(EMPTY_PAGE, key):
+                if isinstance(body, dict) and body.get("data") == [] and error.instance is None:
+                    continue
+            elif any(re.fullmatch(allowed, key) for allowed in ALLOWED):
+                continue
+            self.violations.append(Violation(where, location, best_message(error)))
+
+
+def best_message(error: Any) -> str:
+    """A oneOf/anyOf failure, told by its closest branch."""
+    deepest = error
+    while deepest.context:
+        deepest = max(deepest.context, key=lambda e: len(e.absolute_path))
+    text = f"{deepest.message[:300]} (at {'/'.join(str(p) for p in deepest.absolute_path)})"
+    return text
