@@ -31,8 +31,9 @@ NOT_SERVED_OPS = {("GET", "/chat/completions")}
 # Where kotae deliberately differs from OpenAI: "METHOD /path:json/path" or
 # "event TYPE:json/path" (a regex), and the reason. Nothing else may differ.
 ALLOWED: dict[str, str] = {
-    r"POST /images/(generations|edits|variations):size": "the size of the picture actually made: kotae's image models "
-    "make other sizes than gpt-image-1's three (256x256, 512x512, ...), as dall-e-2 did",
+    r"POST /images/(generations|edits|variations):size": "the size of the picture actually "
+    "made: kotae's image models make other sizes than gpt-image-1's three (256x256, "
+    "512x512, ...), as dall-e-2 did",
     r"POST /embeddings:data/[0-9]+/embedding": "a base64 string when "
     "encoding_format is base64 (the SDK asks for it by default), as OpenAI's API answers; "
     "the spec knows only the float list",
