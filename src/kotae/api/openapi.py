@@ -26,7 +26,14 @@ from openai.types.conversations.conversation_item import ConversationItem
 from openai.types.conversations.conversation_item_list import ConversationItemList
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
-from openai.types.responses import CompactedResponse, Response, ResponseItemList
+from openai.types.responses import (
+    Response,
+    ResponseCompactionItem,
+    ResponseInputMessageItem,
+    ResponseItemList,
+    ResponseUsage,
+)
+from openai.types.responses import ResponseStreamEvent as Event
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 from openai.types.uploads import UploadPart
 from openai.types.vector_stores import (
@@ -76,10 +83,10 @@ WRITE_ERRORS = {
 }
 
 
-def _list(item: str) -> dict[str, Any]:
+def _list(item: str, *, paged: bool = True) -> dict[str, Any]:
     return {
         "type": "object",
-        "required": ["object", "data", "has_more"],
+        "required": ["object", "data", "has_more"] if paged else ["object", "data"],
         "properties": {
             "object": {"type": "string", "const": "list"},
             "data": {"type": "array", "items": {"$ref": REF.format(model=item)}},
@@ -102,10 +109,51 @@ def _deleted(kind: str) -> dict[str, Any]:
     }
 
 
+SEARCH_PAGE = {
+    "type": "object",
+    "required": ["object", "search_query", "data", "has_more", "next_page"],
+    "properties": {
+        "object": {"type": "string", "const": "vector_store.search_results.page"},
+        "search_query": {"type": "array", "items": {"type": "string"}},
+        "data": {"type": "array", "items": {"$ref": REF.format(model="VectorStoreSearchResponse")}},
+        "has_more": {"type": "boolean"},
+        "next_page": {"type": ["string", "null"]},
+    },
+}
+CONTENT_PAGE = {
+    "type": "object",
+    "required": ["object", "data", "has_more", "next_page"],
+    "properties": {
+        "object": {"type": "string", "const": "vector_store.file_content.page"},
+        "data": {"type": "array", "items": {"$ref": REF.format(model="FileContentResponse")}},
+        "has_more": {"type": "boolean"},
+        "next_page": {"type": ["string", "null"]},
+    },
+}
+
 # (method, path) -> the model of a 200 answer, or a JSON schema built here.
 BODIES: dict[tuple[str, str], type[BaseModel] | dict[str, Any]] = {
     ("post", "/v1/responses"): Response,
-    ("post", "/v1/responses/compact"): CompactedResponse,
+    ("post", "/v1/responses/compact"): {
+        "type": "object",
+        "required": ["id", "object", "created_at", "output", "usage"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"type": "string", "const": "response.compaction"},
+            "created_at": {"type": "integer"},
+            # The thread's user messages, word for word, then the compaction.
+            "output": {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {"$ref": REF.format(model="ResponseInputMessageItem")},
+                        {"$ref": REF.format(model="ResponseCompactionItem")},
+                    ]
+                },
+            },
+            "usage": {"$ref": REF.format(model="ResponseUsage")},
+        },
+    },
     ("post", "/v1/responses/input_tokens"): InputTokenCountResponse,
     ("get", "/v1/responses/{response_id}"): Response,
     ("delete", "/v1/responses/{response_id}"): _deleted("response.deleted"),
@@ -126,15 +174,13 @@ BODIES: dict[tuple[str, str], type[BaseModel] | dict[str, Any]] = {
     ("get", "/v1/vector_stores/{vector_store_id}"): VectorStore,
     ("post", "/v1/vector_stores/{vector_store_id}"): VectorStore,
     ("delete", "/v1/vector_stores/{vector_store_id}"): VectorStoreDeleted,
-    ("post", "/v1/vector_stores/{vector_store_id}/search"): _list("VectorStoreSearchResponse"),
+    ("post", "/v1/vector_stores/{vector_store_id}/search"): SEARCH_PAGE,
     ("post", "/v1/vector_stores/{vector_store_id}/files"): VectorStoreFile,
     ("get", "/v1/vector_stores/{vector_store_id}/files"): _list("VectorStoreFile"),
     ("get", "/v1/vector_stores/{vector_store_id}/files/{file_id}"): VectorStoreFile,
     ("post", "/v1/vector_stores/{vector_store_id}/files/{file_id}"): VectorStoreFile,
     ("delete", "/v1/vector_stores/{vector_store_id}/files/{file_id}"): VectorStoreFileDeleted,
-    ("get", "/v1/vector_stores/{vector_store_id}/files/{file_id}/content"): _list(
-        "FileContentResponse"
-    ),
+    ("get", "/v1/vector_stores/{vector_store_id}/files/{file_id}/content"): CONTENT_PAGE,
     ("post", "/v1/vector_stores/{vector_store_id}/file_batches"): VectorStoreFileBatch,
     ("get", "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}"): VectorStoreFileBatch,
     (
@@ -165,7 +211,7 @@ BODIES: dict[tuple[str, str], type[BaseModel] | dict[str, Any]] = {
     ("post", "/v1/images/generations"): ImagesResponse,
     ("post", "/v1/images/edits"): ImagesResponse,
     ("post", "/v1/images/variations"): ImagesResponse,
-    ("get", "/v1/models"): _list("Model"),
+    ("get", "/v1/models"): _list("Model", paged=False),
     ("get", "/v1/models/{model_id}"): Model,
     ("delete", "/v1/models/{model_id}"): ModelDeleted,
 }
@@ -180,9 +226,33 @@ LISTED: list[type[BaseModel]] = [
     FineTuningJobEvent,
     FineTuningJobCheckpoint,
     Model,
+    ResponseInputMessageItem,
+    ResponseCompactionItem,
+    ResponseUsage,
 ]
+# Answers that are not JSON, and errors only some operations answer.
+RAW = {("get", "/v1/files/{file_id}/content")}
+MORE_ERRORS = {
+    ("delete", "/v1/models/{model_id}"): {
+        "403": "Only a project's own fine-tuned models can be deleted."
+    },
+}
 STREAMED = {("post", "/v1/responses"), ("get", "/v1/responses/{response_id}")}
 STREAMED_CHAT = {("post", "/v1/chat/completions")}
+
+
+def _event(payload: str | None) -> dict[str, Any]:
+    """One server-sent event; its data is a JSON `payload` (chat streams end with [DONE])."""
+    data: dict[str, Any] = {"type": "string", "contentMediaType": "application/json"}
+    if payload is None:
+        data["description"] = "A chat.completion.chunk as JSON; the last event's data is [DONE]."
+    else:
+        data["contentSchema"] = _ref_to(payload)
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"event": {"type": "string"}, "data": data},
+    }
 
 
 def _ref_to(name: str) -> dict[str, Any]:
@@ -273,16 +343,25 @@ def build(app: FastAPI) -> dict[str, Any]:
     components.pop("ValidationError", None)
     components["ErrorResponse"] = ERROR
     models = {m for m in BODIES.values() if isinstance(m, type)} | set(LISTED)
-    _, defs = models_json_schema(
-        [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
-        ref_template=REF,
-    )
+    ordered = sorted(models, key=lambda m: m.__name__)
+    refs, defs = models_json_schema([(m, "serialization") for m in ordered], ref_template=REF)
     found = dict(defs.get("$defs", {}))
-    # A union, not a class: its schema is made on its own.
-    item = TypeAdapter(ConversationItem).json_schema(mode="serialization", ref_template=REF)
-    found.update(item.pop("$defs", {}))
-    found["ConversationItem"] = item
-    components.update(_renamed(found, components))
+    # Pydantic qualifies a name two SDK classes share; the answers' own types keep theirs.
+    wanted = {refs[(m, "serialization")]["$ref"].rsplit("/", 1)[-1]: m.__name__ for m in ordered}
+    # Unions, not classes: their schemas are made on their own.
+    unions: list[tuple[str, Any]] = [
+        ("ConversationItem", ConversationItem),
+        ("ResponseStreamEvent", Event),
+    ]
+    for name, union in unions:
+        made = TypeAdapter(union).json_schema(mode="serialization", ref_template=REF)
+        found.update(made.pop("$defs", {}))
+        found[name] = made
+    components.update(_renamed(found, components, wanted))
+    for name in ("ConversationItemList", "ResponseItemList"):
+        # An empty page has no first or last id: null, as OpenAI answers.
+        for end in ("first_id", "last_id"):
+            components[name]["properties"][end] = {"type": ["string", "null"]}
     forms = multipart_bodies(components)
     for path, item in schema["paths"].items():
         for method, op in item.items():
@@ -294,19 +373,21 @@ def build(app: FastAPI) -> dict[str, Any]:
                 ok = body if isinstance(body, dict) else _ref_to(body.__name__)
                 content: dict[str, Any] = {"application/json": {"schema": ok}}
                 if key in STREAMED:
-                    content["text/event-stream"] = {
-                        "schema": {"type": "string", "description": "Response stream events."}
-                    }
+                    content["text/event-stream"] = {"schema": _event("ResponseStreamEvent")}
                 if key in STREAMED_CHAT:
-                    content["text/event-stream"] = {
-                        "schema": {"type": "string", "description": "Chat completion chunks."}
-                    }
+                    content["text/event-stream"] = {"schema": _event(None)}
                 answers["200"] = {"description": "Successful Response", "content": content}
+            if key in RAW:
+                answers["200"] = {
+                    "description": "The file's bytes, with its media type.",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                }
             if key in forms:
                 op["requestBody"] = forms[key]
             statuses = dict(ERRORS)
             if method == "post":
                 statuses.update(WRITE_ERRORS)
+            statuses.update(MORE_ERRORS.get(key, {}))
             for status, text in statuses.items():
                 answers.setdefault(
                     status,
@@ -318,14 +399,21 @@ def build(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def _renamed(found: dict[str, Any], taken: dict[str, Any]) -> dict[str, Any]:
-    """The SDK's schemas, those whose names kotae's request bodies use already renamed."""
-    names = {}
+def _renamed(
+    found: dict[str, Any], taken: dict[str, Any], wanted: dict[str, str]
+) -> dict[str, Any]:
+    """The SDK's schemas under the `wanted` names, and renamed where kotae's request bodies
+    use a name already."""
+    names = {name: wanted[name] for name in found if name in wanted}
+    used = set(taken) | set(names.values())
     for name in found:
+        if name in names:
+            continue
         new = name
-        while new in taken or (new != name and new in found):
+        while new in used:
             new += "Output"
         names[name] = new
+        used.add(new)
 
     def fix(value: Any) -> Any:
         if isinstance(value, dict):

@@ -6,15 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from kotae.schemas.common import StrictModel, WithMetadata
+from kotae.schemas.common import StrictModel, Tagged, WithMetadata
 
 
 class ChatMessageIn(StrictModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[Tagged] | None = None
     name: str | None = None
     refusal: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[Tagged] | None = None
     tool_call_id: str | None = None
 
 
@@ -56,7 +56,7 @@ class CreateChatCompletion(WithMetadata):
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tagged] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     service_tier: str | None = None

@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from kotae.errors import InvalidRequest
+
+
+def _typed(value: dict[str, Any]) -> dict[str, Any]:
+    kind = value.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise ValueError("'type' must be a string")
+    return value
+
+
+# An input item, tool or content part: an object whose `type`, when given, is a string (the
+# services look types up in sets and tables, where an object is not even hashable).
+Tagged = Annotated[dict[str, Any], AfterValidator(_typed)]
 
 
 def bad_unicode_path(value: Any) -> str | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from kotae.ids import ResponseIdField
-from kotae.schemas.common import StrictModel, WithMetadata
+from kotae.schemas.common import StrictModel, Tagged, WithMetadata
 
 
 class InputText(StrictModel):
@@ -136,7 +136,7 @@ class StreamOptions(StrictModel):
 
 class CreateResponse(WithMetadata):
     model: Annotated[str, Field(min_length=1, max_length=256)]
-    input: str | list[dict[str, Any]] | None = None
+    input: str | list[Tagged] | None = None
     instructions: str | None = None
     previous_response_id: ResponseIdField | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -152,7 +152,7 @@ class CreateResponse(WithMetadata):
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     text: TextConfig | None = None
     truncation: Literal["auto", "disabled"] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tagged] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     max_tool_calls: Annotated[int, Field(ge=1)] | None = None
@@ -167,7 +167,7 @@ class CreateResponse(WithMetadata):
     # Prefix caching is automatic here, so its options change nothing.
     prompt_cache_options: dict[str, Any] | None = None
     # [{"type": "compaction", "compact_threshold": N}]: compact a long thread first.
-    context_management: Annotated[list[dict[str, Any]], Field(min_length=1)] | None = None
+    context_management: Annotated[list[Tagged], Field(min_length=1)] | None = None
     # Real OpenAI parameters this server cannot honour: a 400 naming them, not "unknown".
     moderation: dict[str, Any] | None = None
     image: dict[str, Any] | None = None
@@ -178,7 +178,7 @@ class CompactResponse(StrictModel):
     """POST /v1/responses/compact."""
 
     model: Annotated[str, Field(min_length=1, max_length=256)]
-    input: str | list[dict[str, Any]] | None = None
+    input: str | list[Tagged] | None = None
     instructions: str | None = None
     previous_response_id: ResponseIdField | None = None
     prompt_cache_key: Annotated[str, Field(max_length=512)] | None = None
@@ -191,11 +191,11 @@ class CountInputTokens(StrictModel):
     """POST /v1/responses/input_tokens: the request a create would send, counted."""
 
     model: Annotated[str, Field(min_length=1, max_length=256)]
-    input: str | list[dict[str, Any]] | None = None
+    input: str | list[Tagged] | None = None
     instructions: str | None = None
     previous_response_id: ResponseIdField | None = None
     conversation: str | dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tagged] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     text: TextConfig | None = None

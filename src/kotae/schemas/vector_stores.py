@@ -9,7 +9,13 @@ from pydantic import Field
 from kotae.ids import FileIdField
 from kotae.schemas.common import StrictModel, WithMetadata
 
-Attributes = Annotated[dict[str, str | float | bool], Field(max_length=16)]
+# OpenAI's limits: 16 keys of up to 64 characters, string values of up to 512.
+Attributes = Annotated[
+    dict[
+        Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)] | float | bool
+    ],
+    Field(max_length=16),
+]
 
 
 class StaticChunking(StrictModel):

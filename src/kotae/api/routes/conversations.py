@@ -11,14 +11,14 @@ from pydantic import Field
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import check_limit, page
 from kotae.api.params import ConversationId, IncludeBrackets, IncludePlain, Limit
-from kotae.schemas.common import StrictModel, WithMetadata
+from kotae.schemas.common import StrictModel, Tagged, WithMetadata
 from kotae.services.responses.service import check_includes
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
 class CreateConversation(WithMetadata):
-    items: list[dict[str, Any]] | None = None
+    items: list[Tagged] | None = None
 
 
 class UpdateConversation(WithMetadata):
@@ -26,7 +26,7 @@ class UpdateConversation(WithMetadata):
 
 
 class AddItems(StrictModel):
-    items: list[dict[str, Any]]
+    items: list[Tagged]
 
 
 @router.post("")

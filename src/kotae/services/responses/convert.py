@@ -42,6 +42,13 @@ def normalize_input(
     items = []
     for i, raw_item in enumerate(raw):
         kind = raw_item.get("type", "message")
+        given = raw_item.get("id")
+        if given is not None and (not isinstance(given, str) or not given):
+            raise InvalidRequest(
+                f"Invalid '{param}[{i}].id': an item id is a non-empty string.",
+                param=f"{param}[{i}].id",
+                code="invalid_type",
+            )
         if kind in AGENT_ITEMS:
             items.append(_agent_item(raw_item, i, param))
             continue
@@ -144,9 +151,20 @@ def _agent_item(raw: dict[str, Any], index: int, param: str) -> dict[str, Any]:
             f"{raw['type']} items need a call_id.", param=f"{param}[{index}].call_id"
         )
     item = dict(raw)
-    item.setdefault("id", ids.new_id("item"))
+    item["id"] = item.get("id") or ids.new_id("item")
     item["call_id"] = call_id
+    # Stored as the output resource OpenAI lists: a status always, and the nullable fields
+    # that resource requires present.
+    if item.get("status") is None and item["type"] != "local_shell_call_output":
+        item["status"] = "completed"
+    for name in REQUIRED_NULLABLE.get(item["type"], ()):
+        item.setdefault(name, None)
+    if item["type"] == "shell_call" and isinstance(item.get("action"), dict):
+        item["action"] = {"timeout_ms": None, "max_output_length": None, **item["action"]}
     return item
+
+
+REQUIRED_NULLABLE = {"shell_call_output": ("max_output_length",), "shell_call": ("environment",)}
 
 
 def _agent_call(item: dict[str, Any]) -> ToolCall:

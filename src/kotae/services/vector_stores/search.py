@@ -45,6 +45,8 @@ def check_filter(f: Any, path: str = "filters") -> None:
     if not isinstance(f, dict):
         raise InvalidRequest("A filter must be an object.", param=path)
     kind = f.get("type")
+    if not isinstance(kind, str):
+        raise InvalidRequest("A filter's type must be a string.", param=f"{path}.type")
     if kind in ("and", "or"):
         subs = f.get("filters")
         if not isinstance(subs, list) or not subs:
