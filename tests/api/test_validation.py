@@ -186,3 +186,61 @@ def test_include_is_a_query_parameter(http: httpx.Client, path: str) -> None:
     for key in ("include[]", "include"):
         err = error(http.get(path, params={key: "bogus.value"}))
         assert err["param"] == "include[0]"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        # Each was a 500 (found by the fuzzer): an object where a type name belongs.
+        ("/conversations", {"items": [{"type": {}, "call_id": "0"}]}, "items[0]"),
+        ("/responses", {"model": FAST_MODEL, "input": [{"type": {}}]}, "input[0]"),
+        ("/responses", {"model": FAST_MODEL, "input": "x", "tools": [{"type": []}]}, "tools[0]"),
+        (
+            "/chat/completions",
+            {"model": FAST_MODEL, "messages": [{"role": "user", "content": [{"type": {}}]}]},
+            "messages[0].content[0]",
+        ),
+        # And a null item id, which reached the database.
+        (
+            "/conversations",
+            {"items": [{"type": "apply_patch_call_output", "id": None, "call_id": "0"}]},
+            None,
+        ),
+        ("/conversations", {"items": [{"role": "user", "content": "x", "id": 5}]}, "items[0].id"),
+    ],
+)
+def test_malformed_items_are_400_not_500(
+    http: httpx.Client, path: str, body: dict[str, object], param: str | None
+) -> None:
+    resp = http.post(path, json=body)
+    if param is None:  # a null id is no id: the server makes one
+        assert resp.status_code == 200, resp.text
+        item = resp.json()
+        assert item["id"].startswith("conv_")
+        listed = http.get(f"/conversations/{item['id']}/items").json()["data"]
+        assert listed[0]["id"] and listed[0]["status"] == "completed"
+        return
+    assert error(resp)["param"] == param
+
+
+def test_a_filter_type_must_be_a_name(client: OpenAI, http: httpx.Client) -> None:
+    store = client.vector_stores.create(name="filters")
+    body = {"query": "x", "filters": {"key": "k", "type": {}, "value": False}}
+    assert error(http.post(f"/vector_stores/{store.id}/search", json=body))["param"] == (
+        "filters.type"
+    )
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [{"k" * 65: "v"}, {"k": "v" * 513}, {f"k{i}": "v" for i in range(17)}],
+)
+def test_attributes_keep_openais_limits(
+    client: OpenAI, http: httpx.Client, attributes: dict[str, str]
+) -> None:
+    f = client.files.create(file=("a.txt", io.BytesIO(b"attributes")), purpose="assistants")
+    store = client.vector_stores.create(name="attributes")
+    body = {"file_id": f.id, "attributes": attributes}
+    err = error(http.post(f"/vector_stores/{store.id}/files", json=body))
+    assert str(err["param"]).startswith("attributes")
+    assert client.vector_stores.files.list(store.id).data == []

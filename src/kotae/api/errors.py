@@ -39,6 +39,11 @@ def error_body(exc: KotaeError) -> dict[str, Any]:
 
 def validation_to_envelope(errors: list[Any]) -> JSONResponse:
     err = errors[0] if errors else {"loc": (), "msg": "Invalid request", "type": ""}
+    # A union's members fail one by one (`input` as a string, then as a list): the member
+    # that got furthest into the value tells where it is wrong.
+    field = tuple(err.get("loc", ()))[:2]
+    same = [e for e in errors if tuple(e.get("loc", ()))[:2] == field]
+    err = max(same, key=lambda e: _depth(e.get("loc", ())), default=err)
     loc = [str(p) for p in err.get("loc", ())]
     where = loc[0] if loc else ""
     if where in ("body", "path", "query", "header"):
@@ -98,6 +103,11 @@ def validation_to_envelope(errors: list[Any]) -> JSONResponse:
         param or None,
         "invalid_value",
     )
+
+
+def _depth(loc: Any) -> int:
+    # Union member names ("list[...]", "str") are not steps into the value.
+    return sum(1 for p in loc if not (isinstance(p, str) and (p in TYPE_TAGS or "[" in p)))
 
 
 # Names pydantic gives the members of a union (`input.str`): types, not fields.

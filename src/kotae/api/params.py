@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 
 from kotae.ids import PREFIXES, prefix_pattern
+from kotae.schemas.responses import IncludeValue
 
 
 def _id(name: str) -> Any:
@@ -28,5 +29,5 @@ JobId = Annotated[str, _id("fine_tuning_job_id")]
 
 Limit = Annotated[int, Query(ge=1, le=100, description="How many objects to return (1-100).")]
 # Query arrays come as `include[]=a&include[]=b` from the SDKs, or as `include=a`.
-IncludeBrackets = Annotated[list[str] | None, Query(alias="include[]")]
-IncludePlain = Annotated[list[str] | None, Query(alias="include")]
+IncludeBrackets = Annotated[list[IncludeValue] | None, Query(alias="include[]")]
+IncludePlain = Annotated[list[IncludeValue] | None, Query(alias="include")]

@@ -9,6 +9,20 @@ from pydantic import Field
 from kotae.ids import ResponseIdField
 from kotae.schemas.common import StrictModel, Tagged, WithMetadata
 
+# The `include` values accepted. Those for tools this server does not run are no-ops.
+ACCEPTED_INCLUDES = {
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+}
+# Documented as an enum; a value outside it is a 400 naming it (include[i]).
+IncludeValue = Annotated[str, Field(json_schema_extra={"enum": sorted(ACCEPTED_INCLUDES)})]
+
 
 class InputText(StrictModel):
     type: Literal["input_text"]
@@ -156,7 +170,7 @@ class CreateResponse(WithMetadata):
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     max_tool_calls: Annotated[int, Field(ge=1)] | None = None
-    include: list[str] | None = None
+    include: list[IncludeValue] | None = None
     reasoning: ReasoningConfig | None = None
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None

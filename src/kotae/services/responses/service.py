@@ -47,6 +47,7 @@ from kotae.providers.inference.base import (
 )
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.schemas.responses import (
+    ACCEPTED_INCLUDES,
     CompactResponse,
     CreateResponse,
     FormatJsonObject,
@@ -68,17 +69,6 @@ from kotae.services.responses.tools import WEB_TYPES, ToolSetup, parse_tools
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
 
-# The `include` values accepted. Those for tools this server does not run are no-ops.
-ACCEPTED_INCLUDES = {
-    "file_search_call.results",
-    "web_search_call.results",
-    "web_search_call.action.sources",
-    "message.input_image.image_url",
-    "computer_call_output.output.image_url",
-    "code_interpreter_call.outputs",
-    "reasoning.encrypted_content",
-    "message.output_text.logprobs",
-}
 LOGPROBS = "message.output_text.logprobs"
 
 
