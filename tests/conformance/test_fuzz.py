@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ from tests.helpers import Server, new_key
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
+# CI's run is bounded; KOTAE_FUZZ_SEED and KOTAE_FUZZ_SCALE (examples x N) dig deeper on demand.
+SEED = os.environ.get("KOTAE_FUZZ_SEED", "7")
+SCALE = int(os.environ.get("KOTAE_FUZZ_SCALE", "1"))
 pytestmark = pytest.mark.skipif(not oracle.SPEC_PATH.exists(), reason="no OpenAI spec here")
 
 
@@ -71,11 +75,11 @@ def fuzz(location: str, base_url: str, key: str, ids: dict[str, str], tmp: Path,
         "--checks",
         CHECKS,
         "--max-examples",
-        str(n),
+        str(n * SCALE),
         "--phases",
         "examples,coverage,fuzzing",
         "--seed",
-        "7",
+        SEED,
         "--workers",
         "2",
         "--request-timeout",
@@ -87,7 +91,12 @@ def fuzz(location: str, base_url: str, key: str, ids: dict[str, str], tmp: Path,
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp)
     report = out.stdout + out.stderr
     print(report[-3000:])
-    assert out.returncode == 0, report[-20000:]
+    summary = report[report.rfind("SUMMARY") :]
+    # A failed check, or a request the server never answered, fails the test; a crash inside
+    # schemathesis's own generator (its "Runtime Error") says nothing about kotae.
+    assert "Failures:" not in summary and "Network Error" not in summary, report[-20000:]
+    assert out.returncode == 0 or "Runtime Error" in summary, report[-20000:]
+    assert "generated" in summary, report[-20000:]
     return report
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from kotae.ids import ResponseIdField
 from kotae.schemas.common import StrictModel, Tagged, WithMetadata
@@ -167,7 +168,7 @@ class CreateResponse(WithMetadata):
     text: TextConfig | None = None
     truncation: Literal["auto", "disabled"] | None = None
     tools: list[Tagged] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     max_tool_calls: Annotated[int, Field(ge=1)] | None = None
     include: list[IncludeValue] | None = None
@@ -182,10 +183,11 @@ class CreateResponse(WithMetadata):
     prompt_cache_options: dict[str, Any] | None = None
     # [{"type": "compaction", "compact_threshold": N}]: compact a long thread first.
     context_management: Annotated[list[Tagged], Field(min_length=1)] | None = None
-    # Real OpenAI parameters this server cannot honour: a 400 naming them, not "unknown".
-    moderation: dict[str, Any] | None = None
-    image: dict[str, Any] | None = None
-    access_programs: Any = None
+    # Real OpenAI parameters this server cannot honour: a 400 naming them, not "unknown"
+    # (and left out of /openapi.json, which lists only what works).
+    moderation: SkipJsonSchema[dict[str, Any] | None] = None
+    image: SkipJsonSchema[dict[str, Any] | None] = None
+    access_programs: SkipJsonSchema[Any] = None
 
 
 class CompactResponse(StrictModel):
@@ -210,7 +212,7 @@ class CountInputTokens(StrictModel):
     previous_response_id: ResponseIdField | None = None
     conversation: str | dict[str, Any] | None = None
     tools: list[Tagged] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     text: TextConfig | None = None
     reasoning: ReasoningConfig | None = None

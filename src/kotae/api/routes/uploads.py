@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Request
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
 class CreateUpload(StrictModel):
     filename: Annotated[str, Field(min_length=1)]
-    purpose: str
+    purpose: Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
     bytes: Annotated[int, Field(ge=0)]
     mime_type: str
     expires_after: dict[str, Any] | None = None
