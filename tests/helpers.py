@@ -53,7 +53,7 @@ def new_key(env: dict[str, str], project: str) -> str:
 class Server:
     """`kotae serve` on a free port, as a user starts it."""
 
-    def __init__(self, data_dir: Path, **env: str) -> None:
+    def __init__(self, data_dir: Path, *, log_level: str = "warning", **env: str) -> None:
         self.port = free_port()
         self.env = kotae_env(data_dir, **env)
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -70,7 +70,7 @@ class Server:
                 str(self.port),
                 "--no-access-log",
                 "--log-level",
-                "warning",
+                log_level,
             ],
             env=self.env,
             stdout=self._log,

@@ -11,8 +11,9 @@ import anyio
 from fastapi import FastAPI
 
 from kotae import __version__
-from kotae.api import errors, openapi
+from kotae.api import docs, errors, openapi
 from kotae.api.limits import BodyLimit
+from kotae.api.observe import Observe
 from kotae.api.routes import (
     chat_completions,
     conversations,
@@ -33,7 +34,12 @@ log = logging.getLogger("kotae")
 PURGE_INTERVAL_SECONDS = 3600
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    container: Container | None = None,
+    *,
+    access_log: bool = True,
+) -> FastAPI:
     settings = settings or Settings()
     given = container
 
@@ -64,13 +70,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             await built.images.close()
             await built.perception.close()
 
-    app = FastAPI(title="kotae", version=__version__, lifespan=lifespan)
+    # /docs is kotae's own (offline assets); ReDoc would load its script from a CDN.
+    app = FastAPI(
+        title="kotae", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     errors.install(app)
     openapi.install(app)
+    docs.install(app)
 
     app.add_middleware(
         BodyLimit, limit=settings.max_request_bytes, upload_limit=settings.max_file_bytes
     )
+    # Outermost: it sees every answer, the body limit's 413 included.
+    app.add_middleware(Observe, access_log=access_log)
 
     for router in (
         responses.router,

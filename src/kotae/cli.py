@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from kotae.app import create_app
+    from kotae.ops.logs import configure as configure_logs
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -43,12 +44,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"kotae: serving on {base_url} (new key: kotae keys create --project NAME)", flush=True
         )
+    configure_logs(args.log_level, settings.log_format)
     uvicorn.run(
-        create_app(settings),
+        # kotae logs each request itself (with its id and, for an error, the reason).
+        create_app(settings, access_log=args.access_log),
         host=host,
         port=port,
         log_level=args.log_level,
-        access_log=args.access_log,
+        access_log=False,
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
         default=30.0,
         description="How long file_search waits for files still being ingested.",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="The server log: text lines, or one JSON object a line."
+    )
     max_output_tokens_default: int = Field(
         default=1024, description="Output token cap when a request sends no max_output_tokens."
     )

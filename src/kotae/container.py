@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from kotae.api.deps_cache import KeyCache
 from kotae.config import Settings
 from kotae.net.fetch import Fetcher
 from kotae.net.guard import FetchGuard
+from kotae.ops.metrics import Metrics
 from kotae.providers.blobs.local import LocalBlobStore
 from kotae.providers.embeddings.use import UseMultilingual
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
@@ -33,6 +35,7 @@ from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.fine_tuning import FineTuningRepository
 from kotae.storage.repositories.projects import ProjectRepository
 from kotae.storage.repositories.responses import ResponseRepository
+from kotae.storage.repositories.stats import job_counts
 from kotae.storage.repositories.vector_stores import VectorStoreRepository
 
 
@@ -64,12 +67,14 @@ class Container:
     images: ImagesService
     perception: PerceptionRunner
     reconciler: Reconciler
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.sqlalchemy_url)
         migrate(engine)
+        metrics = Metrics()
         sessions = session_factory(engine)
         projects = ProjectRepository(sessions)
         responses_repo = ResponseRepository(engine)
@@ -112,7 +117,7 @@ class Container:
             max_image_pixels=settings.max_image_pixels,
             max_file_bytes=settings.max_file_bytes,
         )
-        return cls(
+        container = cls(
             settings=settings,
             projects=projects,
             responses_repo=responses_repo,
@@ -127,8 +132,9 @@ class Container:
                 conversations,
                 media,
                 images,
+                metrics,
             ),
-            chat_completions=ChatCompletionsService(settings, models, media),
+            chat_completions=ChatCompletionsService(settings, models, media, metrics),
             files=files,
             vector_stores=vector_stores,
             embeddings=EmbeddingsService(embedder),
@@ -139,4 +145,18 @@ class Container:
             images=images,
             perception=perception,
             reconciler=Reconciler(file_rows, uploads, blobs, settings.orphan_grace_seconds),
+            metrics=metrics,
         )
+        container.metrics.watch(container.engines, lambda: job_counts(engine))
+        return container
+
+    def engines(self) -> dict[str, dict[str, Any]]:
+        """Every started engine runner (models, perception, the image pipeline) and its state."""
+        engines: dict[str, dict[str, Any]] = self.models.engines()
+        runner = self.perception.runner
+        if runner.state != "stopped":
+            engines["perception"] = runner.status()
+        image_runner = getattr(self.images.loaded_backend(), "runner", None)
+        if image_runner is not None and image_runner.state != "stopped":
+            engines[image_runner.name] = image_runner.status()
+        return engines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 
 from pydantic import ValidationError
 
@@ -76,6 +77,12 @@ def queue_full(what: str, pending: int) -> RateLimited:
         f"{what} has {pending} requests in its queue; retry shortly.",
         code="rate_limit_exceeded",
     )
+
+
+def queue_full_engine(message: str) -> str | None:
+    """Which engine a queue_full message names (for the metrics), or None."""
+    found = re.match(r"^(.+) has \d+ requests in its queue; retry shortly\.$", message)
+    return found.group(1) if found else None
 
 
 class BackendError(KotaeError):

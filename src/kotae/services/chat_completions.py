@@ -11,6 +11,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from kotae import ids
 from kotae.config import ModelConfig, Settings
 from kotae.errors import ContextLengthExceeded, InvalidRequest
+from kotae.ops.metrics import Metrics
 from kotae.providers.inference.base import (
     CancelToken,
     ChatBackend,
@@ -39,8 +40,13 @@ _ROLES: dict[str, Role] = {
 
 class ChatCompletionsService:
     def __init__(
-        self, settings: Settings, registry: ModelRegistry, media: MediaResolver | None = None
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        media: MediaResolver | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._settings = settings
         self._registry = registry
         self._media = media
@@ -120,6 +126,7 @@ class ChatCompletionsService:
             else:
                 finished = chunk
         assert finished is not None
+        self._count(model, finished)
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(text) or None,
@@ -180,11 +187,16 @@ class ChatCompletionsService:
                 yield chunk({"tool_calls": [{"index": index, **_call(item)}]})
                 index += 1
             else:
+                self._count(model, item)
                 yield chunk({}, _finish(item))
                 if include_usage:
                     yield ChatCompletionChunk.model_validate(
                         {**base, "choices": [], "usage": _usage(item)}
                     )
+
+    def _count(self, model: str, finished: Finished) -> None:
+        if self._metrics is not None:
+            self._metrics.usage(model, finished.input_tokens, finished.output_tokens)
 
     async def _add_media(
         self,

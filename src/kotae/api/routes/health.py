@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from kotae.api.deps import ContainerDep
 
@@ -16,6 +15,14 @@ router = APIRouter(tags=["health"])
 @router.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(container: ContainerDep) -> Response:
+    """Prometheus text format; like /health it needs no key (it names models and counts, no
+    project's data)."""
+    body = await anyio.to_thread.run_sync(container.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/ready")
@@ -30,13 +37,7 @@ async def ready(container: ContainerDep) -> JSONResponse:
         checks["database"] = f"error: {exc}"
     default_id = container.settings.default_model
     default = container.models.entries.get(default_id)
-    engines: dict[str, dict[str, Any]] = container.models.engines()
-    runner = container.perception.runner
-    if runner.state != "stopped":
-        engines["perception"] = runner.status()
-    image_runner = getattr(container.images.loaded_backend(), "runner", None)
-    if image_runner is not None and image_runner.state != "stopped":
-        engines[image_runner.name] = image_runner.status()
+    engines = container.engines()
     if default is None or not default.available:
         checks["default_model"] = "missing"
     elif engines.get(default_id, {}).get("state") in ("unavailable", "restarting"):

@@ -32,6 +32,7 @@ from kotae import ids
 from kotae.config import Settings
 from kotae.errors import InvalidRequest, KotaeError, NotFound
 from kotae.net.fetch import Fetcher
+from kotae.ops.metrics import Metrics
 from kotae.providers.inference.base import (
     CancelToken,
     ChatBackend,
@@ -232,7 +233,9 @@ class ResponsesService:
         conversations: ConversationsService | None = None,
         media: MediaResolver | None = None,
         images: ImagesService | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._images = images
         self._conversations = conversations
         self._media = media
@@ -684,6 +687,8 @@ class ResponsesService:
             for event in emitter.finish_message("incomplete" if truncated else "completed"):
                 yield event
         usage = usage_of(finished, spent)
+        if self._metrics is not None:
+            self._metrics.usage(p.response.model, usage.input_tokens, usage.output_tokens)
         if cancelled:
             emitter.response.usage = usage
             emitter.cancelled()

@@ -1,0 +1,1 @@
+"""What operators watch: metrics, request ids and the log."""
