@@ -3,6 +3,8 @@ protocol (file tree API, resolve URLs with commit and ETag headers)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from openai import OpenAI
 
 from kotae.config import Settings
 from kotae.services.models import ModelRegistry
-from tests.helpers import Server, kotae_env, new_key, run_cli
+from tests.helpers import Server, free_port, kotae_env, new_key, run_cli
 from tests.standins import FakeHub
 
 
@@ -68,3 +70,29 @@ def test_pull_missing_file_fails_cleanly(tmp_path: Path, hub: FakeHub) -> None:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert not list((tmp_path / "data" / "models").rglob("*.gguf"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        # Nothing listens on this port: the same as no network, seen from the client.
+        (
+            {"KOTAE_HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_HUB_OFFLINE": "0"},
+            "Could not reach the Hub at http://127.0.0.1:",
+        ),
+        ({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE=1"),
+    ],
+)
+def test_pull_without_a_hub_is_one_line(tmp_path: Path, extra: dict[str, str], said: str) -> None:
+    env = kotae_env(tmp_path / "data", **extra)
+    out = subprocess.run(
+        [sys.executable, "-m", "kotae", "models", "pull", "someone/tiny-GGUF"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], out.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from kotae.errors import BackendError, InvalidRequest, NotFound
 
 # When a repo holds several quantisations and none is named: the usual good trade-offs.
@@ -50,8 +52,19 @@ def pull_model(
         ) from exc
     except hub_errors.EntryNotFoundError as exc:
         raise NotFound(f"No file '{filename}' in '{repo}'.") from exc
-    except (hub_errors.HfHubHTTPError, hub_errors.OfflineModeIsEnabled, OSError) as exc:
+    except hub_errors.OfflineModeIsEnabled as exc:
+        raise BackendError(
+            "The Hub is switched off here (HF_HUB_OFFLINE=1): unset it to download."
+        ) from exc
+    except (hub_errors.HfHubHTTPError, OSError) as exc:
         raise BackendError(f"Download from the Hub failed: {exc}") from exc
+    except httpx.HTTPError as exc:
+        # No network (or no such host): one line, not the transport's traceback.
+        where = endpoint or "https://huggingface.co"
+        raise BackendError(
+            f"Could not reach the Hub at {where} ({type(exc).__name__}: {exc}). Check the "
+            "network, or set KOTAE_HF_ENDPOINT to a mirror you can reach."
+        ) from exc
 
 
 def _pull(
