@@ -71,6 +71,18 @@ class ModelConfig(BaseModel):
         default=0.2, description="Temperature when a request sends none (small models need low)."
     )
     default_top_p: float = Field(default=0.95, description="top_p when a request sends none.")
+    repeat_penalty: float = Field(
+        default=1.1,
+        ge=1.0,
+        le=2.0,
+        description="llama_cpp: penalty on tokens of the last 64 in free text (1.0 = none); "
+        "keeps small models from repeating themselves.",
+    )
+    loop_guard: bool = Field(
+        default=True,
+        description="llama_cpp: stop an answer whose tail loops (the same tokens over and "
+        "over) instead of running to the output cap.",
+    )
 
     @property
     def sees_images(self) -> bool:

@@ -43,6 +43,8 @@ DIFFERENCES: dict[str, str] = {
     "discriminators": "OpenAI's discriminators name only the property; by OpenAPI's rule the "
     "values would then be schema names ('Message'), while each branch's own `type` const "
     "('message') is what OpenAI sends: such discriminators are dropped (oneOf still decides)",
+    "file purposes": "a file object's purpose may be 'evals': the spec's own upload request "
+    "takes it, but its file object's enum was never given it",
     "image sizes": "ImagesResponse.size is the size of the picture actually made: kotae's "
     "image models make other sizes than gpt-image-1's three (256x256, 512x512, ...)",
 }
@@ -64,6 +66,8 @@ def _differences(doc: dict[str, Any]) -> None:
     embedding = schemas["Embedding"]["properties"]["embedding"]
     schemas["Embedding"]["properties"]["embedding"] = {"anyOf": [embedding, {"type": "string"}]}
     schemas["ImagesResponse"]["properties"]["size"] = {"type": "string"}
+    purpose = schemas["OpenAIFile"]["properties"]["purpose"]
+    purpose["enum"] = [*purpose["enum"], "evals"]
     content = doc["paths"]["/files/{file_id}/content"]["get"]["responses"]["200"]
     content["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     _drop_bare_discriminators(doc)

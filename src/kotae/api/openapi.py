@@ -358,6 +358,9 @@ def build(app: FastAPI) -> dict[str, Any]:
         found.update(made.pop("$defs", {}))
         found[name] = made
     components.update(_renamed(found, components, wanted))
+    # The SDK's file type lags the API: a file uploaded for evals says so.
+    purpose = components["FileObject"]["properties"]["purpose"]
+    purpose["enum"] = [*purpose["enum"], "evals"]
     for name in ("ConversationItemList", "ResponseItemList"):
         # An empty page has no first or last id: null, as OpenAI answers.
         for end in ("first_id", "last_id"):

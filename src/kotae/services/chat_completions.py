@@ -103,6 +103,8 @@ class ChatCompletionsService:
             stream=req.stream,
             logprobs=bool(req.logprobs),
             top_logprobs=req.top_logprobs or 0,
+            repeat_penalty=entry.config.repeat_penalty,
+            loop_guard=entry.config.loop_guard,
         )
         return backend, chat, entry.config.id
 

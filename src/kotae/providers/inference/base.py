@@ -62,6 +62,10 @@ class ChatRequest:
     stream: bool = True
     logprobs: bool = False
     top_logprobs: int = 0  # alternatives per token (0-20) when logprobs is set
+    # Guards for small models' free text (embedded engines; a grammar's output is exempt):
+    # a penalty on recently used tokens, and a stop when the output loops.
+    repeat_penalty: float = 1.0
+    loop_guard: bool = False
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
+import logging
 import os
 import queue
 import re
@@ -39,8 +40,11 @@ from kotae.providers.inference.base import (
     ToolCallDelta,
     with_system_note,
 )
+from kotae.providers.inference.loops import loop_period
 
 # For GGUFs without a chat template (e.g. base or test models): ChatML.
+log = logging.getLogger("kotae.engine")
+
 FALLBACK_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -332,13 +336,16 @@ class LlamaCppBackend:
             if cancel.cancelled:
                 put(Finished("cancelled", len(tokens), 0, cached))
                 return
+            made: list[int] = []
+            guarded = request.loop_guard and grammar is None
             for token in llama.generate(
                 tokens,
                 temp=request.temperature,
                 top_p=request.top_p,
                 top_k=40,
                 min_p=0.05,
-                repeat_penalty=1.0,
+                # JSON under a grammar repeats its quotes and braces by right.
+                repeat_penalty=request.repeat_penalty if grammar is None else 1.0,
                 grammar=grammar,
             ):
                 if cancel.cancelled:
@@ -355,6 +362,17 @@ class LlamaCppBackend:
                     router.feed(text)
                 if hit:
                     break
+                if guarded:
+                    made.append(token)
+                    period = loop_period(made)
+                    if period is not None:
+                        log.warning(
+                            "%s: stopped a loop (the last %d tokens repeating) after %d tokens",
+                            self.model_id,
+                            period,
+                            produced,
+                        )
+                        break
                 if produced >= budget:
                     reason = "length"
                     break

@@ -519,6 +519,8 @@ class ResponsesService:
             stream=p.request.stream or p.request.background,
             logprobs=wants_logprobs(p.request),
             top_logprobs=p.request.top_logprobs or 0,
+            repeat_penalty=p.entry.config.repeat_penalty,
+            loop_guard=p.entry.config.loop_guard,
         )
 
     async def _run(
