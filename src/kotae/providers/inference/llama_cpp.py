@@ -338,14 +338,16 @@ class LlamaCppBackend:
                 return
             made: list[int] = []
             guarded = request.loop_guard and grammar is None
+            penalty = request.repeat_penalty
             for token in llama.generate(
                 tokens,
                 temp=request.temperature,
                 top_p=request.top_p,
                 top_k=40,
                 min_p=0.05,
-                # JSON under a grammar repeats its quotes and braces by right.
-                repeat_penalty=request.repeat_penalty if grammar is None else 1.0,
+                # JSON under a grammar repeats its quotes and braces by right; logprobs
+                # describe the model's own choice, which a penalty would move off the top.
+                repeat_penalty=1.0 if grammar is not None or request.logprobs else penalty,
                 grammar=grammar,
             ):
                 if cancel.cancelled:
