@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query
 
 from kotae.ids import PREFIXES, prefix_pattern
-from kotae.schemas.responses import IncludeValue
+from kotae.schemas.responses import IncludeValue, check_includes
 
 
 def _id(name: str) -> Any:
@@ -31,3 +31,13 @@ Limit = Annotated[int, Query(ge=1, le=100, description="How many objects to retu
 # Query arrays come as `include[]=a&include[]=b` from the SDKs, or as `include=a`.
 IncludeBrackets = Annotated[list[IncludeValue] | None, Query(alias="include[]")]
 IncludePlain = Annotated[list[IncludeValue] | None, Query(alias="include")]
+
+
+def _includes(include: IncludePlain = None, include_brackets: IncludeBrackets = None) -> list[str]:
+    """Both spellings of the `include` query array, checked as a create checks its own."""
+    values = [*(include or []), *(include_brackets or [])]
+    check_includes(values)
+    return values
+
+
+Includes = Annotated[list[str], Depends(_includes)]

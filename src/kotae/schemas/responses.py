@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
+from kotae.errors import InvalidRequest
 from kotae.ids import ResponseIdField
 from kotae.schemas.common import StrictModel, Tagged, WithMetadata
 
@@ -23,6 +25,14 @@ ACCEPTED_INCLUDES = {
 }
 # Documented as an enum; a value outside it is a 400 naming it (include[i]).
 IncludeValue = Annotated[str, Field(json_schema_extra={"enum": sorted(ACCEPTED_INCLUDES)})]
+
+
+def check_includes(values: Sequence[str] | None) -> None:
+    for i, value in enumerate(values or []):
+        if value not in ACCEPTED_INCLUDES:
+            raise InvalidRequest(
+                f"include value '{value}' is not supported.", param=f"include[{i}]"
+            )
 
 
 class InputText(StrictModel):

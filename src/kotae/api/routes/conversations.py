@@ -10,9 +10,8 @@ from pydantic import Field
 
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import check_limit, page
-from kotae.api.params import ConversationId, IncludeBrackets, IncludePlain, Limit
+from kotae.api.params import ConversationId, Includes, Limit
 from kotae.schemas.common import StrictModel, Tagged, WithMetadata
-from kotae.services.responses.service import check_includes
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -61,13 +60,11 @@ async def list_items(
     conversation_id: ConversationId,
     c: ContainerDep,
     p: ProjectDep,
+    _include: Includes,
     limit: Limit = 20,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
-    include: IncludePlain = None,
-    include_brackets: IncludeBrackets = None,
 ) -> Any:
-    check_includes([*(include or []), *(include_brackets or [])])
     items, more = await to_thread.run_sync(
         lambda: c.conversations.list_items(
             p, conversation_id, limit=check_limit(limit), order=order, after=after

@@ -10,11 +10,10 @@ from fastapi.responses import JSONResponse, Response
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.pagination import Order, check_limit, page
-from kotae.api.params import IncludeBrackets, IncludePlain, Limit, ResponseId
+from kotae.api.params import Includes, Limit, ResponseId
 from kotae.api.sse import sse_response
 from kotae.providers.inference.base import CancelToken
 from kotae.schemas.responses import CompactResponse, CountInputTokens, CreateResponse
-from kotae.services.responses.service import check_includes
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
@@ -62,12 +61,10 @@ async def retrieve_response(
     response_id: ResponseId,
     container: ContainerDep,
     project: ProjectDep,
+    _include: Includes,
     stream: bool = False,
     starting_after: int | None = None,
-    include: IncludePlain = None,
-    include_brackets: IncludeBrackets = None,
 ) -> Response:
-    check_includes([*(include or []), *(include_brackets or [])])
     if stream:
         # Checked before the stream starts, so a missing id is a 404, not an SSE error.
         await container.responses.retrieve(project, response_id)
@@ -95,14 +92,12 @@ async def list_input_items(
     response_id: ResponseId,
     container: ContainerDep,
     project: ProjectDep,
+    _include: Includes,
     limit: Limit = 20,
     order: Order = "desc",
     after: str | None = None,
     before: str | None = None,
-    include: IncludePlain = None,
-    include_brackets: IncludeBrackets = None,
 ) -> JSONResponse:
-    check_includes([*(include or []), *(include_brackets or [])])
     result = await container.responses.input_items(
         project, response_id, limit=check_limit(limit), order=order, after=after, before=before
     )

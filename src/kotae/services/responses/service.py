@@ -48,11 +48,11 @@ from kotae.providers.inference.base import (
 )
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.schemas.responses import (
-    ACCEPTED_INCLUDES,
     CompactResponse,
     CreateResponse,
     FormatJsonObject,
     FormatJsonSchema,
+    check_includes,
 )
 from kotae.schemas.vector_stores import SearchVectorStore
 from kotae.services.conversations import ConversationsService
@@ -124,14 +124,6 @@ def compaction_threshold(entries: list[dict[str, Any]] | None, window: int) -> i
 
 def wants_logprobs(req: CreateResponse) -> bool:
     return bool(req.top_logprobs) or LOGPROBS in (req.include or [])
-
-
-def check_includes(values: Sequence[str] | None) -> None:
-    for i, value in enumerate(values or []):
-        if value not in ACCEPTED_INCLUDES:
-            raise InvalidRequest(
-                f"include value '{value}' is not supported.", param=f"include[{i}]"
-            )
 
 
 GENERATE_IMAGE = FunctionSpec(
