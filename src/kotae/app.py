@@ -23,11 +23,13 @@ from kotae.api.routes import (
     health,
     images,
     models,
+    organization,
     responses,
     uploads,
     vector_stores,
 )
 from kotae.config import Settings
+from kotae.console import install as install_console
 from kotae.container import Container
 
 log = logging.getLogger("kotae")
@@ -77,6 +79,7 @@ def create_app(
     errors.install(app)
     openapi.install(app)
     docs.install(app)
+    install_console(app)
 
     app.add_middleware(
         BodyLimit, limit=settings.max_request_bytes, upload_limit=settings.max_file_bytes
@@ -95,6 +98,7 @@ def create_app(
         fine_tuning.router,
         images.router,
         models.router,
+        organization.router,
         health.router,
     ):
         app.include_router(router)

@@ -36,7 +36,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/v1"
     # The first start makes a key for the default project; it is shown this once.
     if projects.claim_setting(DEFAULT_KEY_SETTING, "1"):
-        key, _ = projects.create_key(DEFAULT_PROJECT, name="default")
+        # The operator's key: an admin key (the console's Keys page, /v1/organization).
+        key, _ = projects.create_key(DEFAULT_PROJECT, name="default", admin=True)
         print("kotae: created the default project and its API key. Put these in your .env:")
         print(f"OPENAI_BASE_URL={base_url}")
         print(f"OPENAI_API_KEY={key}", flush=True)
@@ -60,12 +61,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     projects = _projects(settings)
     if args.keys_command == "create":
-        key, info = projects.create_key(args.project, name=args.name or "")
-        print(f"created key {info.id} for project '{args.project}' ({info.project_id})")
+        key, info = projects.create_key(args.project, name=args.name or "", admin=args.admin)
+        kind = "admin key" if args.admin else "key"
+        print(f"created {kind} {info.id} for project '{args.project}' ({info.project_id})")
         print(key)
     elif args.keys_command == "list":
         for k in projects.list_keys(args.project):
-            state = "revoked" if k.revoked_at else "active"
+            state = "revoked" if k.revoked_at else "admin" if k.admin else "active"
             print(f"{k.id}\t{k.project_name}\t{k.redacted}\t{state}\t{k.name}")
     elif args.keys_command == "revoke":
         projects.revoke(args.key_id)
@@ -137,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="make a key (printed as the last line)")
     create.add_argument("--project", required=True)
     create.add_argument("--name", default=None)
+    create.add_argument(
+        "--admin", action="store_true", help="may also manage projects and keys (the console)"
+    )
     list_ = keys_sub.add_parser("list", help="list keys")
     list_.add_argument("--project", default=None)
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id")

@@ -16,7 +16,7 @@ from tests.helpers import Server, assert_stream_grammar, new_key
 
 
 def test_string_input_answers_with_text_and_usage(client: OpenAI) -> None:
-    r = client.responses.create(model=FAST_MODEL, input="Hello there", max_output_tokens=20)
+    r = client.responses.create(model=FAST_MODEL, input="Hello there", max_output_tokens=160)
     assert r.id.startswith("resp_")
     assert r.object == "response"
     assert r.model == FAST_MODEL
@@ -71,7 +71,7 @@ def test_json_schema_is_enforced_by_the_grammar(client: OpenAI) -> None:
     r = client.responses.create(
         model=FAST_MODEL,
         input="A person as JSON",
-        max_output_tokens=200,
+        max_output_tokens=1600,
         text={
             "format": {"type": "json_schema", "name": "person", "schema": schema, "strict": True}
         },
@@ -253,7 +253,7 @@ def test_background_requires_store(client: OpenAI) -> None:
 
 
 def test_stream_retrieve_replays_with_starting_after(client: OpenAI) -> None:
-    r = client.responses.create(model=FAST_MODEL, input="replay", max_output_tokens=20)
+    r = client.responses.create(model=FAST_MODEL, input="replay", max_output_tokens=160)
     events = assert_stream_grammar(client.responses.retrieve(r.id, stream=True))
     assert events[-1].response.output_text == r.output_text
     assert events[-1].response.output[0].id == r.output[0].id
@@ -263,7 +263,7 @@ def test_stream_retrieve_replays_with_starting_after(client: OpenAI) -> None:
 
 def test_background_stream_follows_live(client: OpenAI) -> None:
     stream = client.responses.create(
-        model=FAST_MODEL, input="bg stream", background=True, stream=True, max_output_tokens=20
+        model=FAST_MODEL, input="bg stream", background=True, stream=True, max_output_tokens=160
     )
     events = assert_stream_grammar(stream)
     assert "response.queued" in [e.type for e in events]
@@ -546,3 +546,36 @@ def test_item_references_resolve_to_stored_items(client: OpenAI, client_b: OpenA
     client.responses.delete(second.id)
     with pytest.raises(openai.BadRequestError):
         client.responses.create(model=FAST_MODEL, input=[{"type": "item_reference", "id": said.id}])
+
+
+def test_stored_responses_are_listed_per_project(client: OpenAI, client_b: OpenAI) -> None:
+    """kotae's own `GET /v1/responses` (the console's log): newest first, cursor pages,
+    only stored responses of the key's project."""
+    made = [
+        client.responses.create(model=FAST_MODEL, input=f"list {i}", max_output_tokens=16).id
+        for i in range(3)
+    ]
+    unstored = client.responses.create(
+        model=FAST_MODEL, input="not kept", max_output_tokens=16, store=False
+    ).id
+    other = client_b.responses.create(model=FAST_MODEL, input="b's", max_output_tokens=16).id
+
+    def listed(c: OpenAI, **query: object) -> dict[str, object]:
+        body: dict[str, object] = c.get("/responses", cast_to=object, options={"params": query})
+        return body
+
+    first = listed(client, limit=2)
+    assert first["object"] == "list" and first["has_more"] is True
+    data = first["data"]
+    assert isinstance(data, list)
+    assert [r["id"] for r in data] == made[::-1][:2]
+    assert data[0]["object"] == "response" and data[0]["usage"]["output_tokens"] >= 1
+    rest = listed(client, limit=100, after=first["last_id"])
+    ids = [r["id"] for r in rest["data"]]  # type: ignore[attr-defined]
+    assert ids[0] == made[0] and unstored not in ids and other not in ids
+    ascending = listed(client, limit=100, order="asc")["data"]
+    assert [r["id"] for r in ascending][-3:] == made  # type: ignore[attr-defined]
+    b_ids = [r["id"] for r in listed(client_b, limit=100)["data"]]  # type: ignore[attr-defined]
+    assert other in b_ids and not set(made) & set(b_ids)
+    with pytest.raises(openai.BadRequestError):
+        listed(client, limit=0)

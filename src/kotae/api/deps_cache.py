@@ -22,3 +22,6 @@ class KeyCache:
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[digest] = (project_id, time.monotonic() + self._ttl)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -159,6 +159,7 @@ BODIES: dict[tuple[str, str], type[BaseModel] | dict[str, Any]] = {
     ("delete", "/v1/responses/{response_id}"): _deleted("response.deleted"),
     ("post", "/v1/responses/{response_id}/cancel"): Response,
     ("get", "/v1/responses/{response_id}/input_items"): ResponseItemList,
+    ("get", "/v1/responses"): _list("Response"),
     ("post", "/v1/chat/completions"): ChatCompletion,
     ("post", "/v1/embeddings"): CreateEmbeddingResponse,
     ("post", "/v1/files"): FileObject,
@@ -232,10 +233,20 @@ LISTED: list[type[BaseModel]] = [
 ]
 # Answers that are not JSON, and errors only some operations answer.
 RAW = {("get", "/v1/files/{file_id}/content")}
+ADMIN_ONLY = {"403": "Needs an admin key (code admin_key_required)."}
 MORE_ERRORS = {
     ("delete", "/v1/models/{model_id}"): {
         "403": "Only a project's own fine-tuned models can be deleted."
     },
+    ("get", "/v1/organization/projects"): ADMIN_ONLY,
+    ("post", "/v1/organization/projects"): {
+        **ADMIN_ONLY,
+        "409": "A project of that name exists.",
+    },
+    ("get", "/v1/organization/projects/{project_id}"): ADMIN_ONLY,
+    ("get", "/v1/organization/projects/{project_id}/api_keys"): ADMIN_ONLY,
+    ("post", "/v1/organization/projects/{project_id}/api_keys"): ADMIN_ONLY,
+    ("delete", "/v1/organization/projects/{project_id}/api_keys/{key_id}"): ADMIN_ONLY,
 }
 STREAMED = {("post", "/v1/responses"), ("get", "/v1/responses/{response_id}")}
 STREAMED_CHAT = {("post", "/v1/chat/completions")}

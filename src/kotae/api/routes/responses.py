@@ -1,4 +1,5 @@
-"""/v1/responses: create, retrieve (optionally streamed), delete, cancel, input_items."""
+"""/v1/responses: create, list (kotae's own), retrieve (optionally streamed), delete, cancel,
+input_items."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.pagination import Order, check_limit, page
 from kotae.api.params import Includes, Limit, ResponseId
 from kotae.api.sse import sse_response
+from kotae.api.wire import wire
 from kotae.providers.inference.base import CancelToken
 from kotae.schemas.responses import CompactResponse, CountInputTokens, CreateResponse
 
@@ -54,6 +56,23 @@ async def count_input_tokens(
 ) -> JSONResponse:
     count = await container.responses.count_input_tokens(project, req.as_create())
     return JSONResponse({"object": "response.input_tokens", "input_tokens": count})
+
+
+@router.get("")
+async def list_responses(
+    container: ContainerDep,
+    project: ProjectDep,
+    limit: Limit = 20,
+    order: Order = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> JSONResponse:
+    """kotae's own: the project's stored responses, newest first (OpenAI has no such route;
+    the console's log reads it)."""
+    found, more = await container.responses.list_stored(
+        project, limit=check_limit(limit), order=order, after=after, before=before
+    )
+    return JSONResponse(page([wire(r) for r in found], more))
 
 
 @router.get("/{response_id}")

@@ -966,6 +966,18 @@ class ResponsesService:
             f"Cannot cancel a response with status '{response.status}'.", param="response_id"
         )
 
+    async def list_stored(
+        self, project_id: str, *, limit: int, order: str, after: str | None, before: str | None
+    ) -> tuple[list[Response], bool]:
+        """A project's stored responses and whether more follow (kotae's own list: OpenAI
+        shows them only in its dashboard; kotae's console reads them here)."""
+        found = await asyncio.to_thread(
+            lambda: self._repo.list_responses(
+                project_id, limit=limit, order=order, after=after, before=before
+            )
+        )
+        return [Response.model_validate(upgrade_body(b)) for b in found.items], found.has_more
+
     async def input_items(
         self,
         project_id: str,

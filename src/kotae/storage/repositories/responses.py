@@ -212,6 +212,37 @@ class ResponseRepository:
                 items[item.response_id].append(item.data)
         return [ThreadTurn(r.id, items[r.id], list(r.body.get("output") or [])) for r in rows]
 
+    def list_responses(
+        self, project_id: str, *, limit: int, order: str, after: str | None, before: str | None
+    ) -> ItemPage:
+        """This project's stored, unexpired responses, newest first by default. The ids are
+        paged first, so only one page's bodies are read."""
+        with self._engine.connect() as s:
+            ids = [
+                {"id": r.id}
+                for r in s.execute(
+                    select(StoredResponse.id)
+                    .where(
+                        StoredResponse.project_id == project_id,
+                        StoredResponse.expires_at > int(time.time()),
+                    )
+                    .order_by(StoredResponse.created_at, StoredResponse.id)
+                )
+            ]
+            if order == "desc":
+                ids.reverse()
+            wanted, more = cursor_page(ids, "id", limit, after, before)
+            keys = [w["id"] for w in wanted]
+            bodies = {
+                r.id: dict(r.body)
+                for r in s.execute(
+                    select(StoredResponse.id, StoredResponse.body).where(
+                        StoredResponse.id.in_(keys)
+                    )
+                )
+            }
+        return ItemPage(items=[bodies[k] for k in keys if k in bodies], has_more=more)
+
     def list_input_items(
         self,
         project_id: str,
