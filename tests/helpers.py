@@ -55,6 +55,7 @@ class Server:
 
     def __init__(self, data_dir: Path, *, log_level: str = "warning", **env: str) -> None:
         self.port = free_port()
+        self.data_dir = data_dir
         self.env = kotae_env(data_dir, **env)
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.log_path = data_dir / "serve.log"
@@ -76,12 +77,19 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        self.wait_for(self.port, self.proc, self.log_path)
+
+    @staticmethod
+    def wait_for(
+        port: int, proc: subprocess.Popen[bytes], log_path: Path, seconds: float = 60
+    ) -> None:
+        """Until a `kotae serve` started on `port` answers /health (or has exited)."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kotae serve exited: {self.log_path.read_text()}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"kotae serve exited: {log_path.read_text()}")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -1,4 +1,4 @@
-"""kotae serve | keys create/list/revoke | models list/pull | doctor"""
+"""kotae serve | run | keys create/list/revoke | models list/pull/rm | doctor"""
 
 from __future__ import annotations
 
@@ -32,6 +32,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     settings = settings.model_copy(update={"host": host, "port": port})
+    if args.model:
+        from kotae.services.model_files import ensure_local
+
+        settings, model_id = ensure_local(settings, args.model)
+        # The model answers for the default's names too (gpt-4o, ...).
+        settings = settings.model_copy(update={"default_model": model_id})
+        print(f"kotae: default model {model_id}", flush=True)
     projects = _projects(settings)
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/v1"
     # The first start makes a key for the default project; it is shown this once.
@@ -58,6 +65,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from kotae.services.model_files import ensure_local
+    from kotae.terminal import run
+
+    model = args.model
+    if not args.base_url:
+        _, model = ensure_local(settings, args.model)  # pulled now if it must be
+    return run(
+        settings,
+        _projects(settings),
+        model,
+        args.prompt,
+        project=args.project,
+        base_url=args.base_url,
+        max_output_tokens=args.max_output_tokens,
+    )
+
+
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     projects = _projects(settings)
     if args.keys_command == "create":
@@ -76,6 +101,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from kotae.services.model_files import describe, remove_pulled
     from kotae.services.models import ModelRegistry
 
     if args.models_command == "pull":
@@ -89,13 +115,19 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
             print(f"image model: set KOTAE_IMAGE_MODEL={args.repo.partition(':')[0]}")
         else:
             print(f"model id: {path.stem}")
+            print("a running kotae serve answers with it from its next request (no restart)")
+        return 0
+    if args.models_command == "rm":
+        for path in remove_pulled(settings, args.model):
+            print(f"removed {path}")
         return 0
     registry = ModelRegistry(settings)
     for entry in registry.entries.values():
         state = "ready" if entry.available else "missing"
         where = str(entry.path) if entry.path else (entry.config.base_url or "")
         default = " (default)" if entry.config.id == settings.default_model else ""
-        print(f"{entry.config.id}{default}\t{entry.config.backend}\t{state}\t{where}")
+        size = describe(entry) if entry.available else "-"
+        print(f"{entry.config.id}{default}\t{entry.config.backend}\t{state}\t{size}\t{where}")
         if entry.aliases:
             print(f"    aliases: {', '.join(entry.aliases)}")
     patterns = [p for p in settings.aliases if any(c in p for c in "*?[")]
@@ -133,6 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    serve.add_argument(
+        "--model",
+        default=None,
+        help="the default model for this run: an id, a .gguf file, or owner/name[:file.gguf] "
+        "on the Hub (pulled first when not here)",
+    )
+
+    run = sub.add_parser("run", help="chat with a model in the terminal (streamed)")
+    run.add_argument("model", help="an id, a .gguf file, or owner/name[:file.gguf]")
+    run.add_argument("prompt", nargs="?", default=None, help="one turn, then exit")
+    run.add_argument("--project", default="default", help="the project the chat belongs to")
+    run.add_argument("--base-url", default=None, help="another kotae server's /v1 URL")
+    run.add_argument("--max-output-tokens", type=int, default=None)
 
     keys = sub.add_parser("keys", help="API keys and projects")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -153,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     pull = models_sub.add_parser("pull", help="download a GGUF from the Hugging Face Hub")
     pull.add_argument("repo", help="owner/name[:file.gguf]")
     pull.add_argument("--revision", default=None)
+    rm = models_sub.add_parser("rm", help="delete a pulled model's files")
+    rm.add_argument("model", help="a pulled model's id, owner/name:file.gguf, or owner/name")
 
     doctor = sub.add_parser("doctor", help="check database, models and configuration")
     doctor.add_argument(
@@ -171,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = Settings()
         handler = {
             "serve": cmd_serve,
+            "run": cmd_run,
             "keys": cmd_keys,
             "models": cmd_models,
             "doctor": cmd_doctor,

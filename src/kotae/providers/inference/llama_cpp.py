@@ -148,6 +148,7 @@ class LlamaCppBackend:
         *,
         context_window: int = 4096,
         n_threads: int | None = None,
+        n_gpu_layers: int = 0,
         max_queued: int = 128,
         lora_path: str | None = None,
     ) -> None:
@@ -157,6 +158,7 @@ class LlamaCppBackend:
         self.context_window = context_window
         self.capabilities = Capabilities(json_schema=True, exact_token_count=True)
         self._n_threads = n_threads or os.cpu_count() or 1
+        self.n_gpu_layers = n_gpu_layers
         self._llama: Any = None
         self._formatter: Any = None
         self._template_adds_bos = False
@@ -183,6 +185,7 @@ class LlamaCppBackend:
                     model_path=self.path,
                     n_ctx=self.context_window,
                     n_threads=self._n_threads,
+                    n_gpu_layers=self.n_gpu_layers,
                     verbose=False,
                     lora_path=self.lora_path,
                 )

@@ -36,6 +36,7 @@ class LlamaCppRunnerBackend:
         *,
         context_window: int = 4096,
         n_threads: int | None = None,
+        n_gpu_layers: int = 0,
         max_queued: int = 128,
         lora_path: str | None = None,
     ) -> None:
@@ -51,6 +52,7 @@ class LlamaCppRunnerBackend:
             "path": path,
             "context_window": context_window,
             "n_threads": n_threads,
+            "n_gpu_layers": n_gpu_layers,
             "lora_path": lora_path,
         }
         self.runner = Runner(model_id, "llama_cpp", config, crash_hint=CRASH_HINT)
