@@ -11,6 +11,7 @@ from kotae.config import Settings
 from kotae.net.fetch import Fetcher
 from kotae.net.guard import FetchGuard
 from kotae.ops.metrics import Metrics
+from kotae.providers.blobs.base import BlobStore
 from kotae.providers.blobs.local import LocalBlobStore
 from kotae.providers.embeddings.use import UseMultilingual
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
@@ -68,6 +69,7 @@ class Container:
     perception: PerceptionRunner
     reconciler: Reconciler
     metrics: Metrics
+    blobs: BlobStore
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -146,6 +148,7 @@ class Container:
             perception=perception,
             reconciler=Reconciler(file_rows, uploads, blobs, settings.orphan_grace_seconds),
             metrics=metrics,
+            blobs=blobs,
         )
         container.metrics.watch(container.engines, lambda: job_counts(engine))
         return container

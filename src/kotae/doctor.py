@@ -61,6 +61,12 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         results.append(("database", True, engine.url.render_as_string(hide_password=True)))
     except Exception as exc:
         results.append(("database", False, str(exc)))
+    try:
+        from kotae.providers.blobs.local import LocalBlobStore
+
+        results.append(("file storage", True, LocalBlobStore(settings.data_dir / "files").check()))
+    except Exception as exc:
+        results.append(("file storage", False, f"cannot write: {exc}"))
     results.append(
         (
             "llama-cpp-python",

@@ -27,14 +27,20 @@ async def metrics(container: ContainerDep) -> Response:
 
 @router.get("/ready")
 async def ready(container: ContainerDep) -> JSONResponse:
-    """Ready when the database answers and the default model can serve; every started engine
-    runner is listed with its state and, when down, why."""
+    """Ready when the database answers, file storage takes a write and the default model can
+    serve; every started engine runner is listed with its state and, when down, why."""
     checks: dict[str, str] = {}
     try:
         await anyio.to_thread.run_sync(container.projects.get_setting, "schema")
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {exc}"
+    storage = ""
+    try:
+        storage = await anyio.to_thread.run_sync(container.blobs.check)
+        checks["files"] = "ok"
+    except Exception as exc:
+        checks["files"] = f"error: {exc}"
     default_id = container.settings.default_model
     default = container.models.entries.get(default_id)
     engines = container.engines()
@@ -46,6 +52,11 @@ async def ready(container: ContainerDep) -> JSONResponse:
         checks["default_model"] = "ok"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ok else "not_ready", "checks": checks, "engines": engines},
+        {
+            "status": "ready" if ok else "not_ready",
+            "checks": checks,
+            "storage": storage,
+            "engines": engines,
+        },
         status_code=200 if ok else 503,
     )

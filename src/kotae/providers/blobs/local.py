@@ -4,6 +4,7 @@ a reader never sees half a blob and a failed write leaves nothing."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -76,3 +77,10 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def check(self) -> str:
+        probe = self.root / f".ready-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+        free = shutil.disk_usage(self.root).free
+        return f"ok, {free / 2**30:.1f} GB free in {self.root}"
