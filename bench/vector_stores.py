@@ -14,6 +14,7 @@ Prints tables; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import statistics
 import sys
@@ -24,14 +25,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tests.helpers import Server, new_key
 
 from kotae.providers.embeddings.use import UseMultilingual
 from kotae.providers.vector_index.base import IndexedChunk
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
-from kotae.services.vector_stores.chunking import lexical_terms, query_terms
-from kotae.services.vector_stores.search import fuse
+from kotae.services.vector_stores.chunking import (
+    AUTO_MAX_TOKENS,
+    AUTO_OVERLAP,
+    chunk_text,
+    lexical_terms,
+    query_terms,
+)
+from kotae.services.vector_stores.search import Hit, fuse, specificity, text_weight
 
 FONT = "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf"
 
@@ -186,8 +194,19 @@ def latency_table(sizes: list[int], work: Path, embedder: UseMultilingual) -> No
             lx = index.lexical(["vs_bench"], query_terms(q), 50)
             lex_ms.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
+            terms = query_terms(q)
+            dense_hits = index.dense(["vs_bench"], v, 50)
+            lexical_hits = index.lexical(["vs_bench"], terms, 50)
+            seen = {c for c, _ in dense_hits}
+            rescored = index.similarity(
+                ["vs_bench"], v, [c for c, _ in lexical_hits if c not in seen]
+            )
+            doc_freq, total = index.term_counts(terms)
             fuse(
-                index.dense(["vs_bench"], v, 50), index.lexical(["vs_bench"], lexical_terms(q), 50)
+                dense_hits,
+                lexical_hits,
+                rescored=rescored,
+                weight=text_weight(specificity(doc_freq, total, terms)),
             )
             hyb_ms.append((time.perf_counter() - t) * 1000)
             del d, lx
@@ -216,12 +235,18 @@ def quality_table(work: Path, embedder: UseMultilingual) -> None:
         ],
     )
     qvecs = embedder.embed([q for _, q in PAIRS], "query")
-    scores: dict[str, list[tuple[float, float]]] = {"dense": [], "lexical": [], "hybrid": []}
+    modes = ("dense", "lexical", "rrf (before)", "hybrid")
+    scores: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
     for i, (_, q) in enumerate(PAIRS):
         dense = index.dense(["vs_q"], qvecs[i], 50)
         lexical = index.lexical(["vs_q"], query_terms(q), 50)
         for mode in scores:
-            ranked = [h.chunk_id for h in fuse(dense, lexical, mode)]
+            fused = (
+                rrf_before(dense, lexical)
+                if mode == "rrf (before)"
+                else kotae_fusion(index, "vs_q", qvecs[i], q, dense, lexical, mode)
+            )
+            ranked = [h.chunk_id for h in fused]
             rank = ranked.index(i + 1) if i + 1 in ranked else None
             recall5 = 1.0 if rank is not None and rank < 5 else 0.0
             ndcg10 = 1 / math.log2(rank + 2) if rank is not None and rank < 10 else 0.0
@@ -232,24 +257,144 @@ def quality_table(work: Path, embedder: UseMultilingual) -> None:
         f"\nRetrieval quality: {len(PAIRS)} documents and queries, {cross} of them "
         "cross-lingual (JA<->EN)"
     )
-    print(f"{'mode':10} {'recall@5':>9} {'nDCG@10':>8}")
+    print(f"{'mode':13} {'recall@5':>9} {'nDCG@10':>8}")
     for mode, rows in scores.items():
         print(
-            f"{mode:10} {statistics.mean(r for r, _ in rows):9.2f} "
+            f"{mode:13} {statistics.mean(r for r, _ in rows):9.2f} "
             f"{statistics.mean(n for _, n in rows):8.2f}"
         )
+
+
+def docs_table(work: Path, embedder: UseMultilingual, per_language: int, cache: Path) -> None:
+    """Retrieval on installed documentation (bench/doc_corpus.py): recall@5 and nDCG@10 of
+    the relevant document, by query kind and language, for dense, lexical, the fusion before
+    this change (weighted RRF) and kotae's hybrid, in the same run."""
+    import doc_corpus
+
+    if not doc_corpus.available():
+        print(f"\nDocumentation set skipped: apt-get install {doc_corpus.PACKAGES}")
+        return
+    docs, queries = doc_corpus.build(per_language)
+    chunk_doc: dict[int, str] = {}
+    texts: list[str] = []
+    for doc in docs:
+        for chunk in chunk_text(doc.text, AUTO_MAX_TOKENS, AUTO_OVERLAP):
+            texts.append(chunk)
+            chunk_doc[len(texts)] = doc.name
+    cache.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    stored = cache / f"chunks-{key}.npy"
+    t = time.perf_counter()
+    if stored.exists():
+        vecs = np.load(stored)
+    else:
+        vecs = np.concatenate(
+            [embedder.embed(texts[i : i + 64], "passage") for i in range(0, len(texts), 64)]
+        )
+        np.save(stored, vecs)
+    embed_s = time.perf_counter() - t
+    index = SqliteVecIndex(work / "docs.db", vecs.shape[1])
+    index.add(
+        "vs_docs",
+        "f",
+        [
+            IndexedChunk(i + 1, lexical_terms(t), v)
+            for i, (t, v) in enumerate(zip(texts, vecs, strict=True))
+        ],
+    )
+    qvecs = embedder.embed([q.text for q in queries], "query")
+    modes = ("dense", "lexical", "rrf (before)", "hybrid")
+    rows: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for q, v in zip(queries, qvecs, strict=True):
+        dense = index.dense(["vs_docs"], v, 50)
+        lexical = index.lexical(["vs_docs"], query_terms(q.text), 50)
+        for mode in modes:
+            if mode == "rrf (before)":
+                hits = [h.chunk_id for h in rrf_before(dense, lexical)]
+            else:
+                hits = [
+                    h.chunk_id
+                    for h in kotae_fusion(index, "vs_docs", v, q.text, dense, lexical, mode)
+                ]
+            ranked = list(dict.fromkeys(chunk_doc[c] for c in hits))
+            rank = ranked.index(q.doc) if q.doc in ranked else None
+            recall5 = 1.0 if rank is not None and rank < 5 else 0.0
+            ndcg10 = 1 / math.log2(rank + 2) if rank is not None and rank < 10 else 0.0
+            rows.setdefault((q.kind, q.language, mode), []).append((recall5, ndcg10))
+    index.close()
+    n_en = len({q.doc for q in queries if q.language == "en" and q.kind == "paraphrase"})
+    print(
+        f"\nRetrieval on installed documentation ({doc_corpus.PACKAGES}): {len(docs)} documents "
+        f"({n_en} English Python library pages, {len(docs) - n_en} Japanese man pages), "
+        f"{len(texts)} chunks of {AUTO_MAX_TOKENS} tokens (embedded in {embed_s:.0f} s), "
+        f"{len(queries)} queries"
+    )
+    print(f"{'queries':24} {'n':>4}  " + "  ".join(f"{m:>22}" for m in modes))
+    print(f"{'':24} {'':>4}  " + "  ".join(f"{'recall@5  nDCG@10':>22}" for _ in modes))
+    for kind in ("exact", "paraphrase"):
+        for language in ("en", "ja"):
+            label = f"{kind} ({'English' if language == 'en' else 'Japanese'})"
+            cells = []
+            n = 0
+            for mode in modes:
+                got = rows.get((kind, language, mode), [])
+                n = len(got)
+                r = statistics.mean(x for x, _ in got) if got else 0.0
+                g = statistics.mean(y for _, y in got) if got else 0.0
+                cells.append(f"{r:>11.2f} {g:>10.2f}")
+            print(f"{label:24} {n:>4}  " + "  ".join(cells))
+
+
+def kotae_fusion(
+    index: SqliteVecIndex,
+    store: str,
+    vector: np.ndarray,
+    query: str,
+    dense: list[tuple[int, float]],
+    lexical: list[tuple[int, float]],
+    mode: str,
+) -> list[Hit]:
+    """What the service does: lexical hits rescored densely, the query-aware text weight."""
+    if mode == "dense":
+        return fuse(dense, lexical, weight=0.0)
+    if mode == "lexical":
+        return fuse(dense, lexical, weight=1.0)
+    terms = query_terms(query)
+    seen = {c for c, _ in dense}
+    rescored = index.similarity([store], vector, [c for c, _ in lexical if c not in seen])
+    doc_freq, total = index.term_counts(terms)
+    return fuse(
+        dense, lexical, rescored=rescored, weight=text_weight(specificity(doc_freq, total, terms))
+    )
+
+
+def rrf_before(dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> list[Hit]:
+    """The fusion kotae used before: weighted reciprocal rank (dense 1.0, lexical 0.5)."""
+    scores: dict[int, float] = {}
+    for weight, ranked in ((1.0, dense), (0.5, lexical)):
+        for rank, (chunk_id, _) in enumerate(ranked):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (60 + rank + 1)
+    return sorted((Hit(c, s) for c, s in scores.items()), key=lambda h: -h.score)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--docs", type=int, default=150, help="documents per language")
+    parser.add_argument("--only", choices=["ingestion", "quality", "docs", "latency"])
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "kotae-bench")
     args = parser.parse_args()
     embedder = UseMultilingual()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        ingestion_table(work)
-        quality_table(work, embedder)
-        latency_table(args.sizes, work, embedder)
+        if args.only in (None, "ingestion"):
+            ingestion_table(work)
+        if args.only in (None, "quality"):
+            quality_table(work, embedder)
+        if args.only in (None, "docs"):
+            docs_table(work, embedder, args.docs, args.cache)
+        if args.only in (None, "latency"):
+            latency_table(args.sizes, work, embedder)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from tests.helpers import Server, assert_stream_grammar, new_key
 
 
 def test_string_input_answers_with_text_and_usage(client: OpenAI) -> None:
-    r = client.responses.create(model=FAST_MODEL, input="Hello there", max_output_tokens=160)
+    r = client.responses.create(model=FAST_MODEL, input="Hello there", max_output_tokens=20)
     assert r.id.startswith("resp_")
     assert r.object == "response"
     assert r.model == FAST_MODEL
@@ -71,7 +71,7 @@ def test_json_schema_is_enforced_by_the_grammar(client: OpenAI) -> None:
     r = client.responses.create(
         model=FAST_MODEL,
         input="A person as JSON",
-        max_output_tokens=1600,
+        max_output_tokens=200,
         text={
             "format": {"type": "json_schema", "name": "person", "schema": schema, "strict": True}
         },
@@ -253,7 +253,7 @@ def test_background_requires_store(client: OpenAI) -> None:
 
 
 def test_stream_retrieve_replays_with_starting_after(client: OpenAI) -> None:
-    r = client.responses.create(model=FAST_MODEL, input="replay", max_output_tokens=160)
+    r = client.responses.create(model=FAST_MODEL, input="replay", max_output_tokens=20)
     events = assert_stream_grammar(client.responses.retrieve(r.id, stream=True))
     assert events[-1].response.output_text == r.output_text
     assert events[-1].response.output[0].id == r.output[0].id
@@ -263,7 +263,7 @@ def test_stream_retrieve_replays_with_starting_after(client: OpenAI) -> None:
 
 def test_background_stream_follows_live(client: OpenAI) -> None:
     stream = client.responses.create(
-        model=FAST_MODEL, input="bg stream", background=True, stream=True, max_output_tokens=160
+        model=FAST_MODEL, input="bg stream", background=True, stream=True, max_output_tokens=20
     )
     events = assert_stream_grammar(stream)
     assert "response.queued" in [e.type for e in events]

@@ -241,3 +241,60 @@ def test_other_project_sees_nothing(client: OpenAI, client_b: OpenAI, store: str
             call()
     assert store not in [s.id for s in client_b.vector_stores.list()]
     assert client.vector_stores.retrieve(store).file_counts.total == 3
+
+
+# Twenty notes on the same few topics, each with one code word no other note has.
+TOPICS = [
+    "the quarterly budget review and the hiring plan for the support team",
+    "moving the office to the new building and the parking rules there",
+    "the incident with the payment service and how on-call handled it",
+    "planning the customer workshop and the agenda for its second day",
+]
+KATAKANA = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモ"
+
+
+def marker(i: int) -> str:
+    return f"zq{i:02d}vex{'abcdefghij'[i % 10]}"
+
+
+def katakana_marker(i: int) -> str:
+    """Three katakana whose two bigrams no other note has (offsets 0, 10, 23 of 35)."""
+    return "".join(KATAKANA[(i + step) % len(KATAKANA)] for step in (0, 10, 23))
+
+
+def note(i: int) -> str:
+    topic = TOPICS[i % len(TOPICS)]
+    return (
+        f"Meeting notes, week {i + 1}. We talked about {topic}. Everyone agreed to follow up "
+        f"by email before Friday, and the minutes were shared with the wider group. Tracking "
+        f"code for this meeting: {marker(i)}. 会議の管理番号は{katakana_marker(i)}です。"
+    )
+
+
+def test_an_exact_term_finds_its_file_first(client: OpenAI) -> None:
+    """A word only one file contains puts that file first: the dense ranking (similar for
+    all twenty notes) must not swamp the exact lexical hit. Before the score-aware fusion,
+    4 of 20 English code words did."""
+    ids = [
+        client.files.create(file=(f"note-{i:02d}.txt", note(i).encode()), purpose="assistants").id
+        for i in range(20)
+    ]
+    vs = create_and_poll(client, name="notes", file_ids=ids)
+    assert vs.file_counts.completed == 20
+    english = [
+        client.vector_stores.search(vs.id, query=f"Which meeting had tracking code {marker(i)}?")
+        .data[0]
+        .file_id
+        for i in range(20)
+    ]
+    assert sum(a == b for a, b in zip(english, ids, strict=True)) == 20
+    japanese = [
+        client.vector_stores.search(vs.id, query=f"管理番号{katakana_marker(i)}の会議は？")
+        .data[0]
+        .file_id
+        for i in range(0, 20, 2)
+    ]
+    assert japanese == ids[::2]
+    # A question with no such word still ranks by meaning.
+    found = client.vector_stores.search(vs.id, query="Where will the office move to?").data
+    assert found[0].filename in {f"note-{i:02d}.txt" for i in range(1, 20, 4)}

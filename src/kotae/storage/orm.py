@@ -51,9 +51,12 @@ class StoredResponse(Base):
     # While it runs: the process that runs it, and until when that process vouches for it.
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Orders responses made in the same second (created_at is whole seconds).
+    created_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
         Index("ix_responses_project_expires", "project_id", "expires_at"),
+        Index("ix_responses_project_created", "project_id", "created_at"),
         Index("ix_responses_status_lease", "status", "lease_expires_at"),
     )
 

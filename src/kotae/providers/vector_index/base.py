@@ -34,3 +34,13 @@ class VectorIndex(Protocol):
     def lexical(self, store_ids: list[str], terms: list[str], k: int) -> list[tuple[int, float]]:
         """(chunk_id, bm25 relevance, higher is better), best first."""
         ...
+
+    def similarity(
+        self, store_ids: list[str], vector: npt.NDArray[np.float32], chunk_ids: list[int]
+    ) -> list[tuple[int, float]]:
+        """(chunk_id, cosine similarity) of the given chunks that are in these stores."""
+        ...
+
+    def term_counts(self, terms: list[str]) -> tuple[dict[str, int], int]:
+        """(how many chunks hold each term, how many chunks there are): for IDF."""
+        ...

@@ -38,6 +38,10 @@ class SqliteVecIndex:
             "CREATE VIRTUAL TABLE IF NOT EXISTS vs_terms USING fts5("
             "terms, store_id UNINDEXED, chunk_id UNINDEXED, tokenize='unicode61')"
         )
+        # How many chunks hold each term: the query-aware text weight's IDF.
+        self._db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS vs_terms_vocab USING fts5vocab(vs_terms, 'row')"
+        )
 
     def add(self, store_id: str, file_id: str, chunks: list[IndexedChunk]) -> None:
         with self._lock:
@@ -92,6 +96,41 @@ class SqliteVecIndex:
                 ).fetchall()
                 hits.extend((int(c), 1.0 - float(d)) for c, d in rows)
         return sorted(hits, key=lambda h: -h[1])[:k]
+
+    def similarity(
+        self, store_ids: list[str], vector: npt.NDArray[np.float32], chunk_ids: list[int]
+    ) -> list[tuple[int, float]]:
+        """The cosine similarity of these chunks (of these stores) to `vector`: the dense
+        score of lexical hits the dense search did not reach, so fusion compares like with
+        like."""
+        if not chunk_ids:
+            return []
+        blob = vector.astype(np.float32).tobytes()
+        marks = ",".join("?" * len(chunk_ids))
+        stores = ",".join("?" * len(store_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT chunk_id, vec_distance_cosine(embedding, ?) FROM {self._vectors} "
+                f"WHERE chunk_id IN ({marks}) AND store_id IN ({stores})",
+                (blob, *chunk_ids, *store_ids),
+            ).fetchall()
+        return [(int(c), 1.0 - float(d)) for c, d in rows]
+
+    def term_counts(self, terms: list[str]) -> tuple[dict[str, int], int]:
+        """(chunks holding each term, chunks in all), over the whole index: an IDF estimate
+        that costs one lookup a term."""
+        unique = list(dict.fromkeys(t for t in terms if t))[:64]
+        counts: dict[str, int] = {}
+        with self._lock:
+            for term in unique:
+                row = self._db.execute(
+                    "SELECT doc FROM vs_terms_vocab WHERE term = ?", (term,)
+                ).fetchone()
+                if row:
+                    counts[term] = int(row[0])
+            # Deleted rows leave gaps: the largest rowid over-counts a little, cheaply.
+            total = self._db.execute("SELECT max(rowid) FROM vs_terms").fetchone()[0] or 0
+        return counts, int(total)
 
     def lexical(self, store_ids: list[str], terms: list[str], k: int) -> list[tuple[int, float]]:
         unique = list(dict.fromkeys(t for t in terms if t))

@@ -16,6 +16,8 @@ _TOKEN = re.compile(
 )
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# snake_case names: also one term, their parts joined (get_addr_info -> getaddrinfo).
+_IDENTIFIER = re.compile(r"[^\W_]+(?:_[^\W_]+)+", re.UNICODE)
 
 AUTO_MAX_TOKENS, AUTO_OVERLAP = 800, 400
 
@@ -53,14 +55,21 @@ def query_terms(text: str) -> list[str]:
 
 def lexical_terms(text: str) -> list[str]:
     """Latin words lower-cased, and CJK runs as overlapping character bigrams: 'パスワード'
-    -> パス スワ ワー ード, so a two-character Japanese word is found inside longer ones."""
+    -> パス スワ ワー ード, so a two-character Japanese word is found inside longer ones.
+    A snake_case name is also one term, so an exact identifier is a rare term."""
     text = unicodedata.normalize("NFKC", text).lower()
     terms: list[str] = []
     pos = 0
     for m in _CJK.finditer(text):
-        terms.extend(w for w in _WORD.findall(text[pos : m.start()]))
+        terms.extend(_words(text[pos : m.start()]))
         run = m.group()
         terms.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
         pos = m.end()
-    terms.extend(_WORD.findall(text[pos:]))
+    terms.extend(_words(text[pos:]))
     return terms
+
+
+def _words(text: str) -> list[str]:
+    words = _WORD.findall(text)
+    words.extend(m.group().replace("_", "") for m in _IDENTIFIER.finditer(text))
+    return words

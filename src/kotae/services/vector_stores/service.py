@@ -32,11 +32,12 @@ from kotae.services.vector_stores.chunking import (
 )
 from kotae.services.vector_stores.extract import InvalidFile, UnsupportedFile, extract_text
 from kotae.services.vector_stores.search import (
-    DENSE_WEIGHT,
-    LEXICAL_WEIGHT,
+    Hit,
     check_filter,
     fuse,
     matches,
+    specificity,
+    text_weight,
 )
 from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.paging import cursor_page
@@ -411,22 +412,26 @@ class VectorStoresService:
         k = req.max_num_results
         wide = max(k * 5, 50)
         vectors = self._embedder.embed(queries, "query")
-        dense: list[tuple[int, float]] = []
-        lexical: list[tuple[int, float]] = []
-        for q, vector in zip(queries, vectors, strict=True):
-            dense.extend(self._index.dense(store_ids, vector, wide))
-            lexical.extend(self._index.lexical(store_ids, query_terms(q), wide))
-        dense.sort(key=lambda h: -h[1])
-        lexical.sort(key=lambda h: -h[1])
         ranking = req.ranking_options
-        weights = (DENSE_WEIGHT, LEXICAL_WEIGHT)
-        hybrid = ranking.hybrid_search if ranking else None
-        if hybrid:
-            weights = (
-                float(hybrid.get("embedding_weight", DENSE_WEIGHT)),
-                float(hybrid.get("text_weight", LEXICAL_WEIGHT)),
+        chosen = _chosen_text_weight(ranking.hybrid_search if ranking else None)
+        best: dict[int, float] = {}
+        # Each query fused on its own; a chunk several queries find keeps its best score.
+        for q, vector in zip(queries, vectors, strict=True):
+            terms = query_terms(q)
+            dense = self._index.dense(store_ids, vector, wide)
+            lexical = self._index.lexical(store_ids, terms, wide)
+            seen = {c for c, _ in dense}
+            rescored = self._index.similarity(
+                store_ids, vector, [c for c, _ in lexical if c not in seen]
             )
-        hits = fuse(dense, lexical, weights=weights)
+            if chosen is None:
+                doc_freq, total = self._index.term_counts(terms)
+                weight = text_weight(specificity(doc_freq, total, terms))
+            else:
+                weight = chosen
+            for hit in fuse(dense, lexical, rescored=rescored, weight=weight):
+                best[hit.chunk_id] = max(hit.score, best.get(hit.chunk_id, 0.0))
+        hits = sorted((Hit(c, s) for c, s in best.items()), key=lambda h: (-h.score, h.chunk_id))
         chunks = self._repo.chunks([h.chunk_id for h in hits])
         threshold = ranking.score_threshold if ranking and ranking.score_threshold else 0.0
         file_rows: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -587,3 +592,23 @@ def _counts(counts: dict[str, int]) -> dict[str, int]:
     out = {k: counts.get(k, 0) for k in keys}
     out["total"] = sum(out.values())
     return out
+
+
+def _chosen_text_weight(hybrid: dict[str, Any] | None) -> float | None:
+    """`ranking_options.hybrid_search` weights as the text share, or None (kotae's own,
+    query-aware weight). A weight left out counts 1."""
+    if not hybrid:
+        return None
+    try:
+        dense = float(hybrid.get("embedding_weight", 1.0))
+        text = float(hybrid.get("text_weight", 1.0))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            "hybrid_search weights must be numbers.", param="ranking_options.hybrid_search"
+        ) from exc
+    if dense < 0 or text < 0 or dense + text <= 0:
+        raise InvalidRequest(
+            "hybrid_search weights must be non-negative and not both 0.",
+            param="ranking_options.hybrid_search",
+        )
+    return text / (dense + text)

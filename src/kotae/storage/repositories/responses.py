@@ -4,6 +4,7 @@ holds only what its own request added."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -82,11 +83,13 @@ class ResponseRepository:
                     "previous_response_id": body.get("previous_response_id"),
                     "status": body.get("status") or "completed",
                     "created_at": int(body.get("created_at") or now),
-                    "expires_at": now + ttl_seconds,
+                    # Rounded up: a response saved at x.999 s keeps its whole TTL.
+                    "expires_at": math.ceil(time.time()) + ttl_seconds,
                     "background": bool(body.get("background")),
                     "body": body,
                     "owner": owner,
                     "lease_expires_at": now + lease_seconds if owner else None,
+                    "created_ns": time.time_ns(),
                 },
             )
             _store_output(conn, body)
@@ -226,7 +229,9 @@ class ResponseRepository:
                         StoredResponse.project_id == project_id,
                         StoredResponse.expires_at > int(time.time()),
                     )
-                    .order_by(StoredResponse.created_at, StoredResponse.id)
+                    .order_by(
+                        StoredResponse.created_at, StoredResponse.created_ns, StoredResponse.id
+                    )
                 )
             ]
             if order == "desc":
