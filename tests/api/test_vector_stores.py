@@ -295,6 +295,21 @@ def test_an_exact_term_finds_its_file_first(client: OpenAI) -> None:
         for i in range(0, 20, 2)
     ]
     assert japanese == ids[::2]
+
+    # Fixed weights: text only puts every code word's file first; dense only cannot.
+    def first(query: str, dense: float, text: float) -> str:
+        found = client.vector_stores.search(
+            vs.id,
+            query=query,
+            ranking_options={"hybrid_search": {"embedding_weight": dense, "text_weight": text}},  # type: ignore[typeddict-unknown-key]
+        )
+        return found.data[0].file_id
+
+    questions = [f"Which meeting had tracking code {marker(i)}?" for i in range(20)]
+    assert [first(q, 0, 1) for q in questions] == ids
+    assert sum(first(q, 1, 0) == ids[i] for i, q in enumerate(questions)) < 20
+    with pytest.raises(openai.BadRequestError):
+        first(questions[0], 0, 0)
     # A question with no such word still ranks by meaning.
     found = client.vector_stores.search(vs.id, query="Where will the office move to?").data
     assert found[0].filename in {f"note-{i:02d}.txt" for i in range(1, 20, 4)}
