@@ -45,6 +45,11 @@ class ModelConfig(BaseModel):
         description="GGUF file (llama_cpp). `package:NAME/REL/PATH` points into an installed "
         "Python package, relative paths are taken from the data dir.",
     )
+    base_urls: list[str] = Field(
+        default_factory=list,
+        description="openai_compat: more servers of the same model (replicas); each request "
+        "goes to the least busy healthy one, and a connection error moves it to the next.",
+    )
     base_url: str | None = Field(
         default=None, description="Remote server's OpenAI base URL, e.g. http://host:8000/v1."
     )

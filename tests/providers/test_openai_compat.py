@@ -61,6 +61,9 @@ def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log.close()
 
 
+DEAD = f"http://127.0.0.1:{free_port()}/v1"
+
+
 @pytest.fixture(scope="module")
 def remote(engine_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenAI]:
     models = [
@@ -83,6 +86,19 @@ def remote(engine_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "id": "remote-down",
             "backend": "openai_compat",
             "base_url": f"http://127.0.0.1:{free_port()}/v1",
+        },
+        {  # a pool: one server that is down, and the engine under two names
+            "id": "remote-pool",
+            "backend": "openai_compat",
+            "base_url": DEAD,
+            "base_urls": [engine_url, engine_url.replace("127.0.0.1", "localhost")],
+            "remote_model": "smollm2",
+            "context_window": 2048,
+        },
+        {
+            "id": "remote-pool-down",
+            "backend": "openai_compat",
+            "base_urls": [DEAD, f"http://127.0.0.1:{free_port()}/v1"],
         },
     ]
     srv = Server(tmp_path_factory.mktemp("kotae"), KOTAE_MODELS=json.dumps(models))
@@ -192,3 +208,32 @@ def test_constrained_tool_calls_on_an_engine_without_tool_calling(remote: OpenAI
         max_output_tokens=20,
     )
     assert r2.output_text
+
+
+def test_a_pool_of_servers_fails_over_and_spreads_requests(remote: OpenAI) -> None:
+    origin = str(remote.base_url).rstrip("/").removesuffix("/v1")
+    for i in range(4):
+        r = remote.responses.create(
+            model="remote-pool", input=f"Count to {i}", max_output_tokens=16
+        )
+        assert r.status in ("completed", "incomplete") and r.output_text
+    stream = assert_stream_grammar(
+        remote.responses.create(model="remote-pool", input="Hi", stream=True, max_output_tokens=16)
+    )
+    assert stream[-1].type == "response.completed" or stream[-1].type == "response.incomplete"
+    engines = httpx.get(f"{origin}/ready").json()["engines"]
+    servers = {s["base_url"]: s for s in engines["remote-pool"]["upstreams"]}
+    assert engines["remote-pool"]["state"] == "ready"
+    dead = servers.pop(DEAD)
+    # The dead server was tried once, then skipped while down; no request failed for it.
+    assert dead["state"] == "down" and dead["failures"] == 1 and dead["served"] == 0
+    assert "ClientConnectorError" in dead["reason"]
+    served = [s["served"] for s in servers.values()]
+    assert sum(served) == 5 and min(served) >= 2  # taken in turn when equally idle
+    # Every server down: a clear error, and the model's engine is unavailable.
+    with pytest.raises(openai.APIStatusError) as err:
+        remote.responses.create(model="remote-pool-down", input="x", max_output_tokens=16)
+    assert err.value.status_code in (502, 503)
+    engines = httpx.get(f"{origin}/ready").json()["engines"]
+    assert engines["remote-pool-down"]["state"] == "unavailable"
+    assert all(s["state"] == "down" for s in engines["remote-pool-down"]["upstreams"])

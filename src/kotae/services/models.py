@@ -130,7 +130,7 @@ class ModelRegistry:
             available = path is not None and path.is_file()
             created = int(path.stat().st_mtime) if available and path else int(time.time())
             return ModelEntry(cfg, created, available, path)
-        return ModelEntry(cfg, int(time.time()), bool(cfg.base_url))
+        return ModelEntry(cfg, int(time.time()), bool(cfg.base_url or cfg.base_urls))
 
     def _pulled(self) -> list[ModelConfig]:
         root = self._settings.models_dir
@@ -219,6 +219,17 @@ class ModelRegistry:
         """The state of each started engine runner, by model id."""
         out: dict[str, dict[str, Any]] = {}
         for key, backend in [*self._backends.items(), *self._fine_tuned_backends.items()]:
+            pool = getattr(backend, "pool", None)
+            if pool is not None:  # a remote model: its servers
+                servers = pool.status()
+                up = any(s["state"] == "up" for s in servers)
+                out[key] = {
+                    "state": "ready" if up else "unavailable",
+                    "in_flight": sum(s["in_flight"] for s in servers),
+                    "upstreams": servers,
+                    **({} if up else {"reason": "every server is down"}),
+                }
+                continue
             runner = getattr(backend, "runner", None)
             if runner is not None:
                 out[key] = {
@@ -249,10 +260,10 @@ class ModelRegistry:
             )
         from kotae.providers.inference.openai_compat import OpenAICompatBackend
 
-        assert cfg.base_url is not None
+        urls = [*([cfg.base_url] if cfg.base_url else []), *cfg.base_urls]
         return OpenAICompatBackend(
             cfg.id,
-            cfg.base_url,
+            urls,
             remote_model=cfg.remote_model,
             api_key=cfg.api_key,
             context_window=cfg.context_window,
