@@ -34,15 +34,23 @@ def kotae_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
+def kotae_process(
+    env: dict[str, str], *args: str, stdin: str = "", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`kotae ARGS` run to its end, as a user runs it; its exit status is the caller's."""
+    return subprocess.run(
         [sys.executable, "-m", "kotae", *args],
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
-        check=True,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    out = kotae_process(env, *args)
+    out.check_returncode()
     return out.stdout
 
 

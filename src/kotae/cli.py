@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from kotae.config import Settings
+from kotae.config import Settings, reachable_host
 from kotae.errors import KotaeError
 from kotae.storage.repositories.projects import DEFAULT_PROJECT, ProjectRepository
 
@@ -40,7 +40,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"default_model": model_id})
         print(f"kotae: default model {model_id}", flush=True)
     projects = _projects(settings)
-    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/v1"
+    base_url = f"http://{reachable_host(host)}:{port}/v1"
     # The first start makes a key for the default project; it is shown this once.
     if projects.claim_setting(DEFAULT_KEY_SETTING, "1"):
         # The operator's key: an admin key (the console's Keys page, /v1/organization).
@@ -124,7 +124,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     registry = ModelRegistry(settings)
     for entry in registry.entries.values():
         state = "ready" if entry.available else "missing"
-        where = str(entry.path) if entry.path else (entry.config.base_url or "")
+        where = str(entry.path) if entry.path else " ".join(entry.config.servers)
         default = " (default)" if entry.config.id == settings.default_model else ""
         size = describe(entry) if entry.available else "-"
         print(f"{entry.config.id}{default}\t{entry.config.backend}\t{state}\t{size}\t{where}")

@@ -31,6 +31,12 @@ DEFAULT_ALIASES: dict[str, str] = {
 """Model names of OpenAI's that answer with the default chat model ('' means the default)."""
 
 
+def reachable_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to `host` (0.0.0.0 and :: are
+    not addresses to connect to)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
 class ModelConfig(BaseModel):
     """One chat model in the model table."""
 
@@ -94,6 +100,11 @@ class ModelConfig(BaseModel):
         description="llama_cpp: stop an answer whose tail loops (the same tokens over and "
         "over) instead of running to the output cap.",
     )
+
+    @property
+    def servers(self) -> list[str]:
+        """openai_compat: every server of this model, `base_url` first."""
+        return [*([self.base_url] if self.base_url else []), *self.base_urls]
 
     @property
     def sees_images(self) -> bool:

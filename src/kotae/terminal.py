@@ -14,7 +14,7 @@ from typing import IO
 
 import httpx
 
-from kotae.config import Settings
+from kotae.config import Settings, reachable_host
 from kotae.errors import BackendError
 from kotae.storage.repositories.projects import ProjectRepository
 
@@ -44,8 +44,7 @@ def server_for(settings: Settings, model: str, base_url: str | None) -> Iterator
     if base_url:
         yield base_url.rstrip("/")
         return
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    origin = f"http://{host}:{settings.port}"
+    origin = f"http://{reachable_host(settings.host)}:{settings.port}"
     if _up(origin):
         yield f"{origin}/v1"
         return

@@ -11,20 +11,13 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.helpers import Server, free_port, kotae_env, new_key, run_cli
+from tests.helpers import Server, free_port, kotae_env, kotae_process, new_key, run_cli
 from tests.providers.test_hub import hub  # noqa: F401 (fixture)
 from tests.standins import FakeHub
 
 
 def kotae(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kotae", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return kotae_process(env, *args, stdin=stdin, timeout=300)
 
 
 def test_run_starts_a_server_streams_and_leaves_no_key(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@ protocol (file tree API, resolve URLs with commit and ETag headers)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from openai import OpenAI
 
 from kotae.config import Settings
 from kotae.services.models import ModelRegistry
-from tests.helpers import Server, free_port, kotae_env, new_key, run_cli
+from tests.helpers import Server, free_port, kotae_env, kotae_process, new_key, run_cli
 from tests.standins import FakeHub
 
 
@@ -56,17 +54,8 @@ def test_pull_named_file(tmp_path: Path, hub: FakeHub) -> None:
 
 
 def test_pull_missing_file_fails_cleanly(tmp_path: Path, hub: FakeHub) -> None:
-    import subprocess
-    import sys
-
     env = kotae_env(tmp_path / "data", KOTAE_HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0")
-    out = subprocess.run(
-        [sys.executable, "-m", "kotae", "models", "pull", "someone/tiny-GGUF:nope.gguf"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = kotae_process(env, "models", "pull", "someone/tiny-GGUF:nope.gguf", timeout=60)
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert not list((tmp_path / "data" / "models").rglob("*.gguf"))
@@ -85,13 +74,7 @@ def test_pull_missing_file_fails_cleanly(tmp_path: Path, hub: FakeHub) -> None:
 )
 def test_pull_without_a_hub_is_one_line(tmp_path: Path, extra: dict[str, str], said: str) -> None:
     env = kotae_env(tmp_path / "data", **extra)
-    out = subprocess.run(
-        [sys.executable, "-m", "kotae", "models", "pull", "someone/tiny-GGUF"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = kotae_process(env, "models", "pull", "someone/tiny-GGUF")
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()

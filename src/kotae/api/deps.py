@@ -20,9 +20,9 @@ async def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-async def get_project(request: Request, container: ContainerDep) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
+def bearer_key(request: Request) -> str:
+    """The key in `Authorization: Bearer KEY`, or a 401 saying how to send one."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise AuthenticationFailed(
@@ -30,6 +30,11 @@ async def get_project(request: Request, container: ContainerDep) -> str:
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             code="missing_api_key",
         )
+    return key
+
+
+async def get_project(request: Request, container: ContainerDep) -> str:
+    key = bearer_key(request)
     digest = hashlib.sha256(key.encode()).hexdigest()
     project = container.key_cache.get(digest)
     if project is None:

@@ -65,10 +65,7 @@ def remove_pulled(settings: Settings, name: str) -> list[Path]:
         shutil.rmtree(pipeline)
         _prune(pipeline.parent, root)
         return [pipeline]
-    registry = ModelRegistry(settings)
-    entry = registry.entries.get(name) or next(
-        (e for e in registry.entries.values() if name in e.config.aliases), None
-    )
+    entry = ModelRegistry(settings).find(name)
     if entry is None:
         raise NotFound(f"No model '{name}' (kotae models list shows them).")
     path = entry.path.resolve() if entry.path else None

@@ -130,7 +130,7 @@ class ModelRegistry:
             available = path is not None and path.is_file()
             created = int(path.stat().st_mtime) if available and path else int(time.time())
             return ModelEntry(cfg, created, available, path)
-        return ModelEntry(cfg, int(time.time()), bool(cfg.base_url or cfg.base_urls))
+        return ModelEntry(cfg, int(time.time()), bool(cfg.servers))
 
     def _pulled(self) -> list[ModelConfig]:
         root = self._settings.models_dir
@@ -168,9 +168,7 @@ class ModelRegistry:
                 )
             config = base.config.model_copy(update={"id": name, "aliases": []})
             return ModelEntry(config, base.created, True, base.path, lora=found[1])
-        entry = self.entries.get(name)
-        if entry is None:
-            entry = next((e for e in self.entries.values() if name in e.config.aliases), None)
+        entry = self.find(name)
         if entry is None:
             for pattern, target in self._settings.aliases.items():
                 if fnmatch.fnmatchcase(name, pattern):
@@ -181,6 +179,13 @@ class ModelRegistry:
                 f"The model '{name}' does not exist or you do not have access to it.",
                 param="model",
             )
+        return entry
+
+    def find(self, name: str) -> ModelEntry | None:
+        """The entry with this id or configured alias (not alias patterns)."""
+        entry = self.entries.get(name)
+        if entry is None:
+            entry = next((e for e in self.entries.values() if name in e.config.aliases), None)
         return entry
 
     def backend_for(self, entry: ModelEntry) -> ChatBackend:
@@ -260,10 +265,9 @@ class ModelRegistry:
             )
         from kotae.providers.inference.openai_compat import OpenAICompatBackend
 
-        urls = [*([cfg.base_url] if cfg.base_url else []), *cfg.base_urls]
         return OpenAICompatBackend(
             cfg.id,
-            urls,
+            cfg.servers,
             remote_model=cfg.remote_model,
             api_key=cfg.api_key,
             context_window=cfg.context_window,

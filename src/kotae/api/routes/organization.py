@@ -10,7 +10,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
-from kotae.api.deps import ContainerDep, get_project
+from kotae.api.deps import ContainerDep, bearer_key, get_project
 from kotae.api.pagination import check_limit, page
 from kotae.api.params import Limit
 from kotae.errors import PermissionDenied
@@ -23,8 +23,7 @@ router = APIRouter(prefix="/v1/organization/projects", tags=["organization"])
 
 async def require_admin(request: Request, container: ContainerDep) -> None:
     await get_project(request, container)  # a valid key first: 401 before 403
-    key = request.headers["authorization"].partition(" ")[2].strip()
-    if not await anyio.to_thread.run_sync(container.projects.is_admin, key):
+    if not await anyio.to_thread.run_sync(container.projects.is_admin, bearer_key(request)):
         raise PermissionDenied(
             "This needs an admin key (kotae keys create --admin).", code="admin_key_required"
         )

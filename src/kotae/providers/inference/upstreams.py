@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -23,13 +22,8 @@ class Upstream:
     in_flight: int = 0
     served: int = 0
     failures: int = 0
-    down_since: float | None = None
+    healthy: bool = True
     last_error: str = ""
-    order: int = field(default=0)
-
-    @property
-    def healthy(self) -> bool:
-        return self.down_since is None
 
     def status(self) -> dict[str, Any]:
         return {
@@ -71,15 +65,14 @@ class UpstreamPool:
 
     def succeeded(self, upstream: Upstream) -> None:
         upstream.served += 1
-        upstream.down_since = None
+        upstream.healthy = True
 
     def failed(
         self, upstream: Upstream, error: BaseException, session: aiohttp.ClientSession
     ) -> None:
         upstream.failures += 1
         upstream.last_error = f"{type(error).__name__}: {error}"
-        if upstream.down_since is None:
-            upstream.down_since = time.monotonic()
+        upstream.healthy = False
         if self._probe is None or self._probe.done():
             self._probe = asyncio.ensure_future(self._probe_down(session))
 
@@ -91,7 +84,7 @@ class UpstreamPool:
                     timeout = aiohttp.ClientTimeout(total=PROBE_SECONDS)
                     async with session.get(f"{u.base_url}/models", timeout=timeout) as resp:
                         if resp.status < 500:
-                            u.down_since = None
+                            u.healthy = True
                 except (aiohttp.ClientError, TimeoutError):
                     continue
 

@@ -133,9 +133,11 @@ class ProjectRepository:
         """`project_id`: only a key of that project (another project's key is not found)."""
         with self._sessions.begin() as s:
             row = s.get(ApiKey, key_id)
-            if row is None or (project_id is not None and row.project_id != project_id):
-                raise NotFound(f"No API key with id '{key_id}'.", param="key_id")
-            if row.revoked_at is not None and project_id is not None:  # the API's view: gone
+            # Seen from a project (the API), another project's or a revoked key is gone.
+            scoped = project_id is not None
+            if row is None or (
+                scoped and (row.project_id != project_id or row.revoked_at is not None)
+            ):
                 raise NotFound(f"No API key with id '{key_id}'.", param="key_id")
             if row.revoked_at is not None:
                 raise Conflict(f"API key '{key_id}' is already revoked.")

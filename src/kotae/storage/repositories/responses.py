@@ -4,7 +4,6 @@ holds only what its own request added."""
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -73,7 +72,8 @@ class ResponseRepository:
         lease_seconds: int = 0,
     ) -> None:
         """`owner` and a lease for a response saved while it runs."""
-        now = int(time.time())
+        stamp = time.time_ns()
+        now = stamp // 10**9
         with self._engine.begin() as conn:
             conn.execute(
                 RESPONSES.insert(),
@@ -84,12 +84,12 @@ class ResponseRepository:
                     "status": body.get("status") or "completed",
                     "created_at": int(body.get("created_at") or now),
                     # Rounded up: a response saved at x.999 s keeps its whole TTL.
-                    "expires_at": math.ceil(time.time()) + ttl_seconds,
+                    "expires_at": -(-stamp // 10**9) + ttl_seconds,
                     "background": bool(body.get("background")),
                     "body": body,
                     "owner": owner,
                     "lease_expires_at": now + lease_seconds if owner else None,
-                    "created_ns": time.time_ns(),
+                    "created_ns": stamp,
                 },
             )
             _store_output(conn, body)
