@@ -39,7 +39,7 @@ from kotae.services.vector_stores.chunking import (
     lexical_terms,
     query_terms,
 )
-from kotae.services.vector_stores.search import Hit, fuse, specificity, text_weight
+from kotae.services.vector_stores.search import Hit, fuse, search_query
 
 FONT = "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf"
 
@@ -194,20 +194,7 @@ def latency_table(sizes: list[int], work: Path, embedder: UseMultilingual) -> No
             lx = index.lexical(["vs_bench"], query_terms(q), 50)
             lex_ms.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            terms = query_terms(q)
-            dense_hits = index.dense(["vs_bench"], v, 50)
-            lexical_hits = index.lexical(["vs_bench"], terms, 50)
-            seen = {c for c, _ in dense_hits}
-            rescored = index.similarity(
-                ["vs_bench"], v, [c for c, _ in lexical_hits if c not in seen]
-            )
-            doc_freq, total = index.term_counts(terms)
-            fuse(
-                dense_hits,
-                lexical_hits,
-                rescored=rescored,
-                weight=text_weight(specificity(doc_freq, total, terms)),
-            )
+            search_query(index, ["vs_bench"], v, q, 50)
             hyb_ms.append((time.perf_counter() - t) * 1000)
             del d, lx
         index.close()
@@ -354,18 +341,12 @@ def kotae_fusion(
     lexical: list[tuple[int, float]],
     mode: str,
 ) -> list[Hit]:
-    """What the service does: lexical hits rescored densely, the query-aware text weight."""
+    """Dense or lexical alone (weight 0 or 1), or the service's own hybrid search."""
     if mode == "dense":
         return fuse(dense, lexical, weight=0.0)
     if mode == "lexical":
         return fuse(dense, lexical, weight=1.0)
-    terms = query_terms(query)
-    seen = {c for c, _ in dense}
-    rescored = index.similarity([store], vector, [c for c, _ in lexical if c not in seen])
-    doc_freq, total = index.term_counts(terms)
-    return fuse(
-        dense, lexical, rescored=rescored, weight=text_weight(specificity(doc_freq, total, terms))
-    )
+    return search_query(index, [store], vector, query, 50)
 
 
 def rrf_before(dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> list[Hit]:

@@ -15,7 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from kotae.errors import InvalidRequest
+from kotae.providers.vector_index.base import VectorIndex
+from kotae.services.vector_stores.chunking import query_terms
 
 COMPARISONS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"}
 # The text weight as a logistic curve of the query's specificity (bench/vector_stores.py
@@ -72,6 +77,27 @@ def fuse(
         c: (1 - weight) * semantic.get(c, 0.0) + weight * words.get(c, 0.0) for c in candidates
     }
     return sorted((Hit(c, s) for c, s in scores.items()), key=lambda h: (-h.score, h.chunk_id))
+
+
+def search_query(
+    index: VectorIndex,
+    store_ids: list[str],
+    vector: npt.NDArray[np.float32],
+    query: str,
+    wide: int,
+    weight: float | None = None,
+) -> list[Hit]:
+    """One query's fused hits: `wide` candidates from each list, lexical hits rescored
+    densely, and the query-aware text weight unless `weight` fixes it."""
+    terms = query_terms(query)
+    dense = index.dense(store_ids, vector, wide)
+    lexical = index.lexical(store_ids, terms, wide)
+    seen = {c for c, _ in dense}
+    rescored = index.similarity(store_ids, vector, [c for c, _ in lexical if c not in seen])
+    if weight is None:
+        doc_freq, total = index.term_counts(terms)
+        weight = text_weight(specificity(doc_freq, total, terms))
+    return fuse(dense, lexical, rescored=rescored, weight=weight)
 
 
 def check_filter(f: Any, path: str = "filters") -> None:

@@ -28,16 +28,13 @@ from kotae.services.vector_stores.chunking import (
     AUTO_OVERLAP,
     chunk_text,
     lexical_terms,
-    query_terms,
 )
 from kotae.services.vector_stores.extract import InvalidFile, UnsupportedFile, extract_text
 from kotae.services.vector_stores.search import (
     Hit,
     check_filter,
-    fuse,
     matches,
-    specificity,
-    text_weight,
+    search_query,
 )
 from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.paging import cursor_page
@@ -417,19 +414,7 @@ class VectorStoresService:
         best: dict[int, float] = {}
         # Each query fused on its own; a chunk several queries find keeps its best score.
         for q, vector in zip(queries, vectors, strict=True):
-            terms = query_terms(q)
-            dense = self._index.dense(store_ids, vector, wide)
-            lexical = self._index.lexical(store_ids, terms, wide)
-            seen = {c for c, _ in dense}
-            rescored = self._index.similarity(
-                store_ids, vector, [c for c, _ in lexical if c not in seen]
-            )
-            if chosen is None:
-                doc_freq, total = self._index.term_counts(terms)
-                weight = text_weight(specificity(doc_freq, total, terms))
-            else:
-                weight = chosen
-            for hit in fuse(dense, lexical, rescored=rescored, weight=weight):
+            for hit in search_query(self._index, store_ids, vector, q, wide, chosen):
                 best[hit.chunk_id] = max(hit.score, best.get(hit.chunk_id, 0.0))
         hits = sorted((Hit(c, s) for c, s in best.items()), key=lambda h: (-h.score, h.chunk_id))
         chunks = self._repo.chunks([h.chunk_id for h in hits])
