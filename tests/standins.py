@@ -189,3 +189,98 @@ class FakeHub:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+class ScriptedChatEngine:
+    """An engine speaking OpenAI's chat protocol with native tool calls (as vLLM, SGLang or
+    Ollama do), whose model follows a script: turn N (N = assistant turns with tool calls
+    already in the request) makes `steps[N]`, a list of (function, arguments) calls, or says
+    `steps[N]` when it is text. Past the script it answers quoting the last tool result."""
+
+    def __init__(self, steps: list[Any]) -> None:
+        self.steps = steps
+        self.requests: list[dict[str, Any]] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                models = {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+                self._send(200, json.dumps(models).encode(), "application/json")
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stand_in.requests.append(body)
+                text, calls = stand_in.reply(body)
+                usage = {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
+                finish = "tool_calls" if calls else "stop"
+                wire_calls = [
+                    {
+                        "index": i,
+                        "id": f"call_{len(stand_in.requests)}_{i}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(args)},
+                    }
+                    for i, (name, args) in enumerate(calls)
+                ]
+                if not body.get("stream"):
+                    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+                    if wire_calls:
+                        message["tool_calls"] = [
+                            {k: v for k, v in c.items() if k != "index"} for c in wire_calls
+                        ]
+                    answer = {
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion",
+                        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                        "usage": usage,
+                    }
+                    self._send(200, json.dumps(answer).encode(), "application/json")
+                    return
+                chunks: list[dict[str, Any]] = []
+                for word in text.split(" ") if text else []:
+                    chunks.append({"choices": [{"index": 0, "delta": {"content": word + " "}}]})
+                for call in wire_calls:
+                    chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+                chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+                chunks.append({"choices": [], "usage": usage})
+                sse = "".join(
+                    f"data: {json.dumps({'id': 'chatcmpl-1', 'object': 'chat.completion.chunk', **c})}\n\n"  # noqa: E501
+                    for c in chunks
+                )
+                self._send(200, (sse + "data: [DONE]\n\n").encode(), "text/event-stream")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reply(self, body: dict[str, Any]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        messages = body.get("messages") or []
+        turn = sum(1 for m in messages if m.get("role") == "assistant" and m.get("tool_calls"))
+        offered = {t["function"]["name"] for t in body.get("tools") or []}
+        if body.get("tool_choice") == "none":
+            offered = set()
+        if turn < len(self.steps):
+            step = self.steps[turn]
+            if isinstance(step, str):
+                return step, []
+            calls = [(name, args) for name, args in step if name in offered]
+            if calls:
+                return "", calls
+        results = [str(m.get("content")) for m in messages if m.get("role") == "tool"]
+        return ("Done. " + (results[-1][:200] if results else "No tools were used.")), []
+
+    def tools_offered(self, index: int) -> list[str]:
+        return [t["function"]["name"] for t in self.requests[index].get("tools") or []]
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -72,11 +72,21 @@ class ModelConfig(BaseModel):
         "built with CUDA, Metal or Vulkan; 0 runs on the CPU.",
     )
     aliases: list[str] = Field(default_factory=list, description="Extra names for this model.")
-    tool_calling: Literal["native", "constrained"] = Field(
-        default="native",
-        description="openai_compat: `native` passes tools to the engine; `constrained` is for "
-        "engines without tool calling (tools in the prompt, calls via JSON-schema output).",
+    tool_calling: Literal["native", "constrained"] | None = Field(
+        default=None,
+        description="`native`: the engine calls tools itself, and every turn of the agent loop "
+        "offers every tool (default for openai_compat). `constrained`: for engines without "
+        "tool calling and small models (default for llama_cpp): tools go through the prompt, "
+        "calls through grammar or JSON-schema output, and a short decision turn picks the "
+        "built-in tools.",
     )
+
+    @property
+    def native_tools(self) -> bool:
+        """Whether the agent loop lets the model call the built-in tools itself."""
+        default = "native" if self.backend == "openai_compat" else "constrained"
+        return (self.tool_calling or default) == "native"
+
     vision: bool = Field(
         default=False,
         description="openai_compat: the engine takes images itself (a VLM, e.g. vLLM with "
@@ -160,6 +170,12 @@ class Settings(BaseSettings):
     file_search_wait_seconds: float = Field(
         default=30.0,
         description="How long file_search waits for files still being ingested.",
+    )
+    max_model_turns: int = Field(
+        default=10,
+        ge=1,
+        description="Model turns one response may take in the agent loop (tool calls and "
+        "their results between them); the last one answers without tools.",
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="The server log: text lines, or one JSON object a line."

@@ -98,7 +98,7 @@ class ChatCompletionsService:
             seed=req.seed,
             tools=tools.functions,
             tool_mode=tools.mode,
-            allowed_tools=tools.allowed,
+            allowed_tools=tools.allowed_functions(),
             parallel_tool_calls=req.parallel_tool_calls is not False,
             stream=req.stream,
             logprobs=bool(req.logprobs),

@@ -271,7 +271,7 @@ class ModelRegistry:
             remote_model=cfg.remote_model,
             api_key=cfg.api_key,
             context_window=cfg.context_window,
-            tool_calling=cfg.tool_calling,
+            tool_calling=cfg.tool_calling or "native",
         )
 
     async def close(self) -> None:

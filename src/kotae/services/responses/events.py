@@ -373,7 +373,9 @@ class ResponseEmitter:
         )
         return self._start_search(item, "web_search_call")
 
-    def finish_web_search(self, sources: list[str] | None) -> list[ResponseStreamEvent]:
+    def finish_web_search(
+        self, sources: list[str] | None, status: str = "completed"
+    ) -> list[ResponseStreamEvent]:
         item = self.response.output[-1]
         assert isinstance(item, ResponseFunctionWebSearch)
         query = getattr(item.action, "query", None)
@@ -381,7 +383,7 @@ class ResponseEmitter:
         if sources is not None:
             action["sources"] = [{"type": "url", "url": u} for u in sources]
         updated = ResponseFunctionWebSearch.model_validate(
-            {"id": item.id, "type": "web_search_call", "status": "completed", "action": action}
+            {"id": item.id, "type": "web_search_call", "status": status, "action": action}
         )
         return self._finish_search(updated)
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
-import io
 import json
 import logging
 import secrets
@@ -26,7 +24,6 @@ from openai.types.responses import (
     ResponseUsage,
 )
 from openai.types.responses.response import Conversation as ResponseConversation
-from PIL import Image
 
 from kotae import ids
 from kotae.config import Settings
@@ -36,15 +33,10 @@ from kotae.ops.metrics import Metrics
 from kotae.providers.inference.base import (
     CancelToken,
     ChatBackend,
-    ChatMessage,
     ChatRequest,
     Finished,
-    FunctionSpec,
-    TextDelta,
     TokenLogprob,
     ToolCall,
-    ToolCallDelta,
-    with_system_note,
 )
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.schemas.responses import (
@@ -54,19 +46,19 @@ from kotae.schemas.responses import (
     FormatJsonSchema,
     check_includes,
 )
-from kotae.schemas.vector_stores import SearchVectorStore
 from kotae.services.conversations import ConversationsService
-from kotae.services.images import NO_MODEL as NO_IMAGE_MODEL
 from kotae.services.images import ImagesService
-from kotae.services.images import encode as encode_image
 from kotae.services.models import ModelEntry, ModelRegistry
-from kotae.services.responses import compaction, file_search, web_search
+from kotae.services.responses import compaction
+from kotae.services.responses.builtin import ToolDeps, ToolRun
+from kotae.services.responses.builtin.image_generation import ImageGeneration
 from kotae.services.responses.context import PromptContext, build_context
 from kotae.services.responses.convert import item_text, normalize_input, to_chat_messages
 from kotae.services.responses.events import ResponseEmitter, StreamEvent
+from kotae.services.responses.loop import AgentLoop, plus
 from kotae.services.responses.media import Media, MediaResolver, has_media
 from kotae.services.responses.summary import summarize
-from kotae.services.responses.tools import WEB_TYPES, ToolSetup, parse_tools
+from kotae.services.responses.tools import ToolSetup, parse_tools
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
 
@@ -126,22 +118,6 @@ def wants_logprobs(req: CreateResponse) -> bool:
     return bool(req.top_logprobs) or LOGPROBS in (req.include or [])
 
 
-GENERATE_IMAGE = FunctionSpec(
-    "generate_image",
-    "Draw a new picture (illustration, photo, drawing, logo) when the user asks for an image.",
-    {"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]},
-)
-
-
-def _plus(spent: list[int], turn: Finished) -> list[int]:
-    """Tokens of the turns before the answer (tool decisions), added up."""
-    return [
-        spent[0] + turn.input_tokens,
-        spent[1] + turn.output_tokens,
-        spent[2] + turn.cached_tokens,
-    ]
-
-
 def last_user_words(items: list[dict[str, Any]]) -> str:
     for item in reversed(items):
         if item.get("type", "message") == "message" and item.get("role") == "user":
@@ -162,15 +138,6 @@ def latest_picture(p: Prepared) -> bytes | None:
                 if found is not None and found.picture is not None:
                     return found.picture
     return None
-
-
-def image_generated(messages: list[ChatMessage], prompt: str) -> list[ChatMessage]:
-    note = (
-        f"An image was generated for the user from this description: {prompt}. It is "
-        "attached to your reply. Say in one short sentence that here it is; do not describe "
-        "details you cannot see."
-    )
-    return with_system_note(messages, note)
 
 
 log = logging.getLogger("kotae.responses")
@@ -247,33 +214,10 @@ class ResponsesService:
         """Everything that can reject a request, before any event is sent."""
         self._check_unsupported(req)
         tools = parse_tools(req.tools, req.tool_choice)
-        if tools.web_search is not None and (self._web is None or self._fetcher is None):
-            index = next(i for i, t in enumerate(req.tools or []) if t.get("type") in WEB_TYPES)
-            raise InvalidRequest(
-                "Web search needs a search engine: set KOTAE_WEB_SEARCH_PROVIDER=searxng with "
-                "KOTAE_SEARXNG_URL=http://your-searxng:8080, or =brave with KOTAE_BRAVE_API_KEY.",
-                param=f"tools[{index}].type",
-            )
-        if tools.image_generation is not None:
-            index = next(
-                i for i, t in enumerate(req.tools or []) if t.get("type") == "image_generation"
-            )
-            if self._images is None or self._images.model_id() is None:
-                raise InvalidRequest(
-                    NO_IMAGE_MODEL, param=f"tools[{index}].type", code="image_model_not_configured"
-                )
-            self._images.backend(tools.image_generation.get("model"), f"tools[{index}].model")
-        if tools.file_search is not None:
-            index = next(i for i, t in enumerate(req.tools or []) if t.get("type") == "file_search")
-            for store_id in tools.file_search.vector_store_ids:
-                ids.expect_prefix(store_id, "vs_", f"tools[{index}].vector_store_ids")
-                # Another project's store is missing here, exactly like an unknown one.
-                await asyncio.to_thread(
-                    self._vector_stores.check_store,
-                    project_id,
-                    store_id,
-                    f"tools[{index}].vector_store_ids",
-                )
+        deps = self._tool_deps()
+        for tool in tools.builtins:
+            index = next(i for i, t in enumerate(req.tools or []) if t is tool.raw)
+            await tool.check(project_id, f"tools[{index}]", deps)
         entry = self._registry.resolve(req.model, project_id)
         backend = self._registry.backend_for(entry)
         backend.check_capacity()
@@ -324,12 +268,14 @@ class ResponsesService:
         prepared.history, prepared.media = history, media or {}
         if compacted:
             prepared.compaction, prepared.compaction_cost = compacted
-        edit = tools.image_generation is not None and tools.image_generation.get("action") == "edit"
-        if edit and latest_picture(prepared) is None:
-            raise InvalidRequest(
-                "action 'edit' needs an image in the input or an earlier generated one.",
-                param="tools",
-            )
+        for tool in tools.builtins:
+            if isinstance(tool, ImageGeneration):
+                tool.picture = lambda: latest_picture(prepared)
+                if tool.edits and latest_picture(prepared) is None:
+                    raise InvalidRequest(
+                        "action 'edit' needs an image in the input or an earlier generated one.",
+                        param="tools",
+                    )
         if conversation_id is not None:
             prepared.response.conversation = ResponseConversation(id=conversation_id)
         return prepared
@@ -504,9 +450,6 @@ class ResponsesService:
             temperature=float(r.temperature if r.temperature is not None else 1.0),
             top_p=float(r.top_p if r.top_p is not None else 1.0),
             response_format=response_format,
-            tools=p.tools.functions,
-            tool_mode=p.tools.mode,
-            allowed_tools=p.tools.allowed,
             parallel_tool_calls=p.request.parallel_tool_calls is not False,
             stream=p.request.stream or p.request.background,
             logprobs=wants_logprobs(p.request),
@@ -528,128 +471,37 @@ class ResponsesService:
         if background:
             yield emitter.queued()
         yield emitter.in_progress()
-        finished: Finished | None = None
         request = self._chat_request(p)
         spent = [0, 0, 0]  # input, output, cached tokens of turns before the answer
         if p.compaction is not None and p.compaction_cost is not None:
             for event in emitter.whole_item(p.compaction):
                 yield event
-            spent = _plus(spent, p.compaction_cost)
-        results: list[dict[str, Any]] | None = None
-        sources: list[web_search.Source] | None = None
-        # The user's own words, without the automatic descriptions of their images: the
-        # searches and the image prompt start from them.
-        question = last_user_words(p.new_items)
+            spent = plus(spent, p.compaction_cost)
+        run = ToolRun(
+            emitter,
+            p.project_id,
+            list(p.request.include or []),
+            cancel,
+            self._tool_deps(),
+            # The user's own words, without the automatic descriptions of their images.
+            question=last_user_words(p.new_items),
+            constrained=not p.entry.config.native_tools,
+            history=p.history,
+            new_items=p.new_items,
+        )
+        loop = AgentLoop(
+            p.backend,
+            request,
+            p.tools,
+            run,
+            native=p.entry.config.native_tools,
+            max_tool_calls=p.request.max_tool_calls,
+            max_turns=self._settings.max_model_turns,
+            client_call_events=lambda call: self._call_events(emitter, p, call),
+        )
         try:
-            web = p.tools.web_search
-            if web is not None and p.tools.web_mode != "none":
-                assert self._web is not None and self._fetcher is not None
-                queries, decided = await file_search.decide_queries(
-                    p.backend,
-                    request,
-                    p.tools.web_mode == "required",
-                    cancel,
-                    web_search.SEARCH_WEB,
-                    question,
-                )
-                if decided is not None:
-                    spent = _plus(spent, decided)
-                if queries:
-                    # The user's own words: a small model's query is often beside the point.
-                    query = queries[-1]
-                    for event in emitter.start_web_search(query):
-                        yield event
-                    sources = await web_search.run(
-                        self._web,
-                        self._fetcher,
-                        query,
-                        context_size=web.context_size,
-                        allowed_domains=web.allowed_domains,
-                        language=None,
-                    )
-                    shown = "web_search_call.action.sources" in (p.request.include or [])
-                    for event in emitter.finish_web_search(
-                        [s.url for s in sources] if shown else None
-                    ):
-                        yield event
-                    request = dataclasses.replace(
-                        request, messages=web_search.grounded(request.messages, sources)
-                    )
-            spec = p.tools.file_search
-            if spec is not None and p.tools.search_mode != "none":
-                queries, decided = await file_search.decide_queries(
-                    p.backend,
-                    request,
-                    p.tools.search_mode == "required",
-                    cancel,
-                    file_search.SEARCH,
-                    question,
-                )
-                if decided is not None:
-                    spent = _plus(spent, decided)
-                if queries:
-                    for event in emitter.start_file_search(queries):
-                        yield event
-                    await self._vector_stores.wait_ingested(
-                        spec.vector_store_ids, self._settings.file_search_wait_seconds
-                    )
-                    _, found = await asyncio.to_thread(
-                        self._vector_stores.search,
-                        p.project_id,
-                        spec.vector_store_ids,
-                        SearchVectorStore.model_validate(
-                            {
-                                "query": queries,
-                                "max_num_results": spec.max_num_results,
-                                "filters": spec.filters,
-                                "ranking_options": spec.ranking_options,
-                            }
-                        ),
-                    )
-                    results = found
-                    shown = "file_search_call.results" in (p.request.include or [])
-                    for event in emitter.finish_file_search(
-                        file_search.item_results(found) if shown else None
-                    ):
-                        yield event
-                    request = dataclasses.replace(
-                        request, messages=file_search.grounded(request.messages, found)
-                    )
-            image = p.tools.image_generation
-            if image is not None and p.tools.image_mode != "none":
-                prompts, decided = await file_search.decide_queries(
-                    p.backend,
-                    request,
-                    p.tools.image_mode == "required",
-                    cancel,
-                    GENERATE_IMAGE,
-                    question,
-                )
-                if decided is not None:
-                    spent = _plus(spent, decided)
-                if prompts:
-                    # The user's own words: a small model's rewrite can lose what was asked.
-                    prompt = prompts[-1]
-                    source = None if image.get("action") == "generate" else latest_picture(p)
-                    async for drawn in self._generate_image(emitter, image, prompt, source):
-                        yield drawn
-                    request = dataclasses.replace(
-                        request, messages=image_generated(request.messages, prompt)
-                    )
-            async for chunk in p.backend.stream(request, cancel):
-                if isinstance(chunk, TextDelta):
-                    if not emitter.message_open:
-                        for event in emitter.start_message():
-                            yield event
-                    yield emitter.text_delta(chunk.text, chunk.logprobs)
-                elif isinstance(chunk, ToolCallDelta):
-                    if emitter.message_open:
-                        for event in emitter.finish_message("completed"):
-                            yield event
-                    for call_event in self._call_events(emitter, p, chunk.call):
-                        yield call_event
-                else:
-                    finished = chunk
+            async for step in loop.events():
+                yield step
         except KotaeError as exc:
             if not background and not p.request.stream:
                 raise
@@ -659,6 +511,9 @@ class ResponsesService:
             yield emitter.failed(exc.message)
             await self._persist(p, emitter.response, background)
             return
+        assert loop.end is not None
+        finished = loop.end.finished
+        spent = [a + b for a, b in zip(spent, loop.end.spent, strict=True)]
         assert finished is not None
         truncated = finished.reason == "length"
         cancelled = finished.reason == "cancelled"
@@ -666,15 +521,12 @@ class ResponsesService:
             if emitter.message_open:
                 for event in emitter.finish_message("incomplete"):
                     yield event
-        elif not emitter.message_open and not any(
-            o.type in ("message", "function_call") for o in emitter.response.output
-        ):
+        elif not emitter.message_open and not loop.end.for_client:
             for event in emitter.start_message():
                 yield event
-        if emitter.message_open and (results or sources):
+        if emitter.message_open and loop.end.cites:
             text = emitter.open_text()
-            notes = file_search.citations(results or [], text)
-            notes += web_search.citations(sources or [], text)
+            notes = [note for cite in loop.end.cites for note in cite(text)]
             for event in emitter.annotate(notes):
                 yield event
         if emitter.message_open:
@@ -699,65 +551,8 @@ class ResponsesService:
         await self._persist(p, emitter.response, background)
         yield terminal
 
-    async def _generate_image(
-        self, emitter: ResponseEmitter, tool: dict[str, Any], prompt: str, source: bytes | None
-    ) -> AsyncIterator[StreamEvent]:
-        """The image_generation_call item: partial pictures as they come, then the result.
-        With a `source` picture (the thread's latest image), the prompt edits it."""
-        assert self._images is not None
-        fmt = tool.get("output_format") or "png"
-        options = {
-            "size": tool.get("size") or "auto",
-            "quality": tool.get("quality") or "auto",
-            "output_format": fmt,
-            "background": "opaque",
-            "action": "edit" if source is not None else "generate",
-        }
-        for event in emitter.start_image_generation():
-            yield event
-        partials: asyncio.Queue[tuple[int, Image.Image]] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-
-        def on_partial(index: int, picture: Image.Image) -> None:
-            loop.call_soon_threadsafe(partials.put_nowait, (index, picture))
-
-        params = {
-            "model": tool.get("model"),
-            "prompt": prompt,
-            "n": 1,
-            "size": options["size"],
-            "quality": options["quality"],
-            "output_format": fmt,
-            "output_compression": tool.get("output_compression"),
-            "background": tool.get("background"),
-            "response_format": "b64_json",
-            "partial_images": tool.get("partial_images") or 0,
-        }
-        wanted = on_partial if params["partial_images"] else None
-        picture = Image.open(io.BytesIO(source)).convert("RGB") if source is not None else None
-        task = asyncio.ensure_future(
-            self._images.create(params, "", image=picture, on_partial=wanted)
-        )
-        try:
-            while not task.done() or not partials.empty():
-                waiter = asyncio.ensure_future(partials.get())
-                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if waiter.done():
-                    index, picture = waiter.result()
-                    b64 = base64.b64encode(encode_image(picture, fmt)).decode()
-                    shown = {k: v for k, v in options.items() if k != "action"}
-                    yield emitter.partial_image(index, b64, shown)
-                else:
-                    waiter.cancel()
-            result = task.result()
-        finally:
-            task.cancel()
-        options["size"] = result["size"]
-        options["quality"] = result["quality"]
-        for event in emitter.finish_image_generation(
-            result["data"][0]["b64_json"], prompt, options
-        ):
-            yield event
+    def _tool_deps(self) -> ToolDeps:
+        return ToolDeps(self._settings, self._vector_stores, self._web, self._fetcher, self._images)
 
     @staticmethod
     def _call_events(

@@ -1,0 +1,239 @@
+"""The agent loop: model turns, each seeing the tools it may call; built-in calls run here and
+their results feed the next turn; a call of a client's tool ends the response for the client.
+
+Two strategies for how a turn offers the built-in tools:
+- native: the engine calls tools itself (vLLM, SGLang, Ollama, llama.cpp server); every tool
+  goes to every turn, and the model calls as many as it needs, in parallel when allowed.
+- constrained: the engine (or a small embedded model) cannot choose tools well by itself. A
+  short grammar-constrained decision turn picks one built-in tool or "answer directly"; the
+  results are placed in the system turn; each built-in runs at most once (small models repeat
+  themselves); the answer turn then sees only the client's tools.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kotae.providers.inference.base import (
+    ChatBackend,
+    ChatMessage,
+    ChatRequest,
+    Finished,
+    FunctionSpec,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolMode,
+    with_system_note,
+)
+from kotae.services.responses.builtin import Outcome, ToolRun
+from kotae.services.responses.events import StreamEvent
+from kotae.services.responses.tools import ToolSetup
+
+ANSWER_DIRECTLY = FunctionSpec(
+    "answer_directly",
+    "Answer without the files: only for greetings, small talk or general knowledge.",
+    {"type": "object", "properties": {}},
+)
+DECISION_TOKENS = 96
+
+
+@dataclass
+class LoopEnd:
+    """How the loop ended."""
+
+    finished: Finished  # the last model turn's
+    spent: list[int] = field(default_factory=lambda: [0, 0, 0])  # input, output, cached before
+    cites: list[Callable[[str], list[dict[str, Any]]]] = field(default_factory=list)
+    turns: int = 0  # model turns, decisions included
+    # The response waits for the client: a call of its tool, or an approval request.
+    for_client: bool = False
+
+
+def plus(spent: list[int], turn: Finished) -> list[int]:
+    return [
+        spent[0] + turn.input_tokens,
+        spent[1] + turn.output_tokens,
+        spent[2] + turn.cached_tokens,
+    ]
+
+
+class AgentLoop:
+    def __init__(
+        self,
+        backend: ChatBackend,
+        base: ChatRequest,
+        setup: ToolSetup,
+        run: ToolRun,
+        *,
+        native: bool,
+        max_tool_calls: int | None,
+        max_turns: int,
+        client_call_events: Callable[[ToolCall], Sequence[StreamEvent]],
+    ) -> None:
+        self._backend = backend
+        self._base = base
+        self._setup = setup
+        self._run = run
+        self._native = native
+        self._calls_left = max_tool_calls  # built-in calls; None: no limit
+        self._max_turns = max(1, max_turns)
+        self._client_call_events = client_call_events
+        self.end: LoopEnd | None = None
+
+    # -- what a turn may call -------------------------------------------------------------
+
+    def _offered(self, turn: int, ran: set[int]) -> tuple[list[FunctionSpec], ToolMode]:
+        """The functions this turn shows the model, and its tool mode."""
+        setup = self._setup
+        mode: ToolMode = setup.mode if turn == 0 else "auto"
+        if turn >= self._max_turns - 1:
+            mode = "none"  # the last turn answers
+        allowed = setup.allowed()
+        tools = [f for f in setup.functions if allowed is None or f.name in allowed]
+        if self._calls_left is None or self._calls_left > 0:
+            for i, tool in enumerate(setup.builtins):
+                if self._native or i not in ran:
+                    tools += [f for f in tool.functions() if allowed is None or f.name in allowed]
+        if not tools:
+            mode = "none"
+        return tools, mode
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        messages = list(self._base.messages)
+        spent = [0, 0, 0]
+        cites: list[Callable[[str], list[dict[str, Any]]]] = []
+        ran: set[int] = set()  # built-ins that ran (the constrained strategy runs each once)
+        turn = 0
+        while True:
+            tools, mode = self._offered(turn, ran)
+            if not self._native:
+                builtins = [t for t in tools if self._setup.builtin(t.name) is not None]
+                if builtins and mode != "none":
+                    clients = [t for t in tools if self._setup.builtin(t.name) is None]
+                    call, decided = await self._decide(
+                        messages, builtins, mode == "required" and not clients
+                    )
+                    spent = plus(spent, decided)
+                    turn += 1
+                    tool = self._setup.builtin(call.name) if call is not None else None
+                    if tool is not None and call is not None:
+                        ran.add(self._setup.builtins.index(tool))
+                        outcome = None
+                        async for event in tool.run(call, self._run):
+                            if isinstance(event, Outcome):
+                                outcome = event
+                            else:
+                                yield event
+                        assert outcome is not None
+                        if outcome.cite is not None:
+                            cites.append(outcome.cite)
+                        messages = with_system_note(messages, outcome.output)
+                        if outcome.ends_response:
+                            self.end = LoopEnd(decided, spent, cites, turn, for_client=True)
+                            return
+                        continue
+                    # Answer directly: the answer turn sees the client's tools only; a
+                    # required choice holds there when it could not be met by a built-in.
+                    tools = clients
+                    mode = mode if clients else "none"
+            request = dataclasses.replace(
+                self._base,
+                messages=messages,
+                tools=tools,
+                tool_mode=mode,
+                allowed_tools=None,
+            )
+            text = ""
+            calls: list[ToolCall] = []
+            finished: Finished | None = None
+            emitter = self._run.emitter
+            async for chunk in self._backend.stream(request, self._run.cancel.child()):
+                if isinstance(chunk, TextDelta):
+                    if not emitter.message_open:
+                        for event in emitter.start_message():
+                            yield event
+                    text += chunk.text
+                    yield emitter.text_delta(chunk.text, chunk.logprobs)
+                elif isinstance(chunk, ToolCallDelta):
+                    calls.append(chunk.call)
+                else:
+                    finished = chunk
+            assert finished is not None
+            turn += 1
+            if not self._base.parallel_tool_calls:
+                calls = calls[:1]
+            if not calls or finished.reason == "cancelled" or self._run.cancel.cancelled:
+                # The answer: its message stays open for the citations.
+                self.end = LoopEnd(finished, spent, cites, turn)
+                return
+            if emitter.message_open:
+                for event in emitter.finish_message("completed"):
+                    yield event
+            fed: list[ChatMessage] = []
+            answered: list[ToolCall] = []
+            for_client = False
+            for call in calls:
+                tool = self._setup.builtin(call.name)
+                if tool is None:
+                    for event in self._client_call_events(call):
+                        yield event
+                    for_client = True
+                    continue
+                if self._calls_left is not None:
+                    if self._calls_left <= 0:
+                        continue  # over max_tool_calls: ignored, as OpenAI does
+                    self._calls_left -= 1
+                outcome = None
+                async for event in tool.run(call, self._run):
+                    if isinstance(event, Outcome):
+                        outcome = event
+                    else:
+                        yield event
+                assert outcome is not None
+                if outcome.cite is not None:
+                    cites.append(outcome.cite)
+                for_client = for_client or outcome.ends_response
+                answered.append(call)
+                fed.append(ChatMessage("tool", outcome.output, tool_call_id=call.call_id))
+            if for_client:
+                self.end = LoopEnd(finished, spent, cites, turn, for_client=True)
+                return
+            spent = plus(spent, finished)
+            messages = [*messages, ChatMessage("assistant", text, tool_calls=answered), *fed]
+
+    async def _decide(
+        self, messages: list[ChatMessage], builtins: list[FunctionSpec], forced: bool
+    ) -> tuple[ToolCall | None, Finished]:
+        """The constrained strategy's decision: a required call of one built-in tool or of
+        answer_directly, so a small model's choice is always one of them and well-formed."""
+        request = dataclasses.replace(
+            self._base,
+            messages=messages,
+            tools=builtins if forced else [*builtins, ANSWER_DIRECTLY],
+            tool_mode="required",
+            allowed_tools=None,
+            parallel_tool_calls=False,
+            response_format=None,
+            max_tokens=DECISION_TOKENS,
+            temperature=0.0,
+            stream=False,
+        )
+        call: ToolCall | None = None
+        finished: Finished | None = None
+        async for chunk in self._backend.stream(request, self._run.cancel.child()):
+            if isinstance(chunk, ToolCallDelta) and call is None:
+                call = chunk.call
+            elif isinstance(chunk, Finished):
+                finished = chunk
+        assert finished is not None
+        if call is None and forced:
+            # An engine that cannot call tools at all: the forced tool, on the user's words.
+            call = ToolCall("call_decided", builtins[0].name, json.dumps({}))
+        return call, finished
