@@ -93,7 +93,7 @@ class AgentLoop:
         mode: ToolMode = setup.mode if turn == 0 else "auto"
         if turn >= self._max_turns - 1:
             mode = "none"  # the last turn answers
-        allowed = setup.allowed()
+        allowed = setup.allowed(turn)
         tools = [f for f in setup.functions if allowed is None or f.name in allowed]
         if self._calls_left is None or self._calls_left > 0:
             for i, tool in enumerate(setup.builtins):

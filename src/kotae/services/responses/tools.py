@@ -62,6 +62,7 @@ class ToolSetup:
     # (a forced tool, or allowed_tools); None: any.
     mode: ToolMode = "auto"
     picks: list[dict[str, Any]] | None = None
+    forced: bool = False  # one tool forced: only the first turn is held to it
     # Engine-facing name -> (kind, namespace, name as the client knows it).
     lookup: dict[str, tuple[str, str | None, str]] = field(default_factory=dict)
 
@@ -72,9 +73,10 @@ class ToolSetup:
             None,
         )
 
-    def allowed(self) -> list[str] | None:
-        """The engine names the model may call (tool_choice), or None for all."""
-        if self.picks is None:
+    def allowed(self, turn: int = 0) -> list[str] | None:
+        """The engine names the model may call on `turn` (tool_choice), or None for all:
+        allowed_tools holds on every turn, a forced tool on the first."""
+        if self.picks is None or (self.forced and turn > 0):
             return None
         names: list[str] = []
         for pick in self.picks:
@@ -144,6 +146,7 @@ def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> Tool
         )
     setup = ToolSetup(functions, echo, builtins, lookup=lookup)
     setup.mode, setup.picks = _choice(raw_choice, setup)
+    setup.forced = isinstance(raw_choice, dict) and raw_choice.get("type") != "allowed_tools"
     return setup
 
 
