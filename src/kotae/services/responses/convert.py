@@ -55,6 +55,9 @@ def normalize_input(
         if kind == "compaction":
             items.append(compaction.checked(raw_item, f"{param}[{i}]"))
             continue
+        if kind == "mcp_approval_response":
+            items.append(_approval_response(raw_item, f"{param}[{i}]"))
+            continue
         if kind in PAST_CALLS:  # an earlier turn's tool call, sent back as it was output
             items.append({**raw_item, "id": raw_item.get("id") or ids.new_id(PAST_CALLS[kind])})
             continue
@@ -120,7 +123,14 @@ def normalize_input(
 
 
 # Built-in tool calls of earlier turns (and their id prefixes): kept in the thread as sent.
-PAST_CALLS = {"image_generation_call": "ig", "file_search_call": "fs", "web_search_call": "ws"}
+PAST_CALLS = {
+    "image_generation_call": "ig",
+    "file_search_call": "fs",
+    "web_search_call": "ws",
+    "mcp_list_tools": "mcpl",
+    "mcp_call": "mcp",
+    "mcp_approval_request": "mcpr",
+}
 
 _INPUT_TYPES: dict[str, type[Any]] = {
     "message": MessageItem,
@@ -165,6 +175,29 @@ def _agent_item(raw: dict[str, Any], index: int, param: str) -> dict[str, Any]:
 
 
 REQUIRED_NULLABLE = {"shell_call_output": ("max_output_length",), "shell_call": ("environment",)}
+
+
+def _approval_response(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """The client's answer to an mcp_approval_request."""
+    request_id = raw.get("approval_request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidRequest(
+            f"Missing required parameter: '{where}.approval_request_id'.",
+            param=f"{where}.approval_request_id",
+        )
+    if not isinstance(raw.get("approve"), bool):
+        raise InvalidRequest(
+            f"Invalid '{where}.approve': a boolean.", param=f"{where}.approve", code="invalid_type"
+        )
+    unknown = set(raw) - {"type", "id", "approval_request_id", "approve", "reason"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(
+            f"Unknown parameter: '{where}.{name}'.",
+            param=f"{where}.{name}",
+            code="unknown_parameter",
+        )
+    return {**raw, "id": raw.get("id") or ids.new_id("mcpa")}
 
 
 def _agent_call(item: dict[str, Any]) -> ToolCall:
@@ -294,6 +327,23 @@ def to_chat_messages(
             summary = compaction.decode(item.get("encrypted_content") or "") or ""
             messages.append(
                 ChatMessage("assistant", f"(summary of the conversation before this: {summary})")
+            )
+        elif kind == "mcp_call":
+            said = item.get("output") if item.get("error") is None else "(it failed)"
+            messages.append(
+                ChatMessage(
+                    "assistant",
+                    f"(called {item.get('name')} on {item.get('server_label')} with "
+                    f"{item.get('arguments') or '{}'}: {said})",
+                )
+            )
+        elif kind == "mcp_approval_request":
+            messages.append(
+                ChatMessage(
+                    "assistant",
+                    f"(asked the user to approve calling {item.get('name')} on "
+                    f"{item.get('server_label')})",
+                )
             )
         elif kind == "web_search_call":
             query = (item.get("action") or {}).get("query") or ""

@@ -29,6 +29,14 @@ from openai.types.responses import (
     ResponseFunctionWebSearch,
     ResponseIncompleteEvent,
     ResponseInProgressEvent,
+    ResponseMcpCallArgumentsDeltaEvent,
+    ResponseMcpCallArgumentsDoneEvent,
+    ResponseMcpCallCompletedEvent,
+    ResponseMcpCallFailedEvent,
+    ResponseMcpCallInProgressEvent,
+    ResponseMcpListToolsCompletedEvent,
+    ResponseMcpListToolsFailedEvent,
+    ResponseMcpListToolsInProgressEvent,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
@@ -107,6 +115,18 @@ def delta_logprob(token: dict[str, Any]) -> dict[str, Any]:
             {"token": t["token"], "logprob": t["logprob"]} for t in token["top_logprobs"]
         ],
     }
+
+
+_EVENTS: dict[str, Any] = {
+    "response.mcp_list_tools.in_progress": ResponseMcpListToolsInProgressEvent,
+    "response.mcp_list_tools.completed": ResponseMcpListToolsCompletedEvent,
+    "response.mcp_list_tools.failed": ResponseMcpListToolsFailedEvent,
+    "response.mcp_call_arguments.delta": ResponseMcpCallArgumentsDeltaEvent,
+    "response.mcp_call_arguments.done": ResponseMcpCallArgumentsDoneEvent,
+    "response.mcp_call.in_progress": ResponseMcpCallInProgressEvent,
+    "response.mcp_call.completed": ResponseMcpCallCompletedEvent,
+    "response.mcp_call.failed": ResponseMcpCallFailedEvent,
+}
 
 
 class ResponseEmitter:
@@ -471,6 +491,43 @@ class ResponseEmitter:
 
     def open_text(self) -> str:
         return "".join(self._text)
+
+    def _item_event(self, kind: str, item: Any, **fields: Any) -> ResponseStreamEvent:
+        event: ResponseStreamEvent = _EVENTS[kind](
+            item_id=item.id,
+            output_index=len(self.response.output) - 1,
+            sequence_number=self._next(),
+            type=kind,
+            **fields,
+        )
+        return event
+
+    def start_item(self, item: Any, in_progress: str) -> list[ResponseStreamEvent]:
+        """A tool's item added, then its `in_progress` event (e.g. mcp_list_tools)."""
+        assert self._message is None, "close the message first"
+        self.response.output.append(item)
+        added = self._item_added(item, len(self.response.output) - 1)
+        return [added, self._item_event(in_progress, item)]
+
+    def finish_item(self, item: Any, completed: str) -> list[ResponseStreamEvent]:
+        """The last item, replaced by `item` (finished): its `completed` (or `failed`) event,
+        then done."""
+        output_index = len(self.response.output) - 1
+        self.response.output[output_index] = item
+        return [self._item_event(completed, item), self._item_done(item, output_index)]
+
+    def start_mcp_call(self, item: Any, arguments: str) -> list[ResponseStreamEvent]:
+        """An mcp_call added, its arguments (one delta), then `in_progress` while it runs."""
+        assert self._message is None, "close the message first"
+        self.response.output.append(item)
+        added = self._item_added(item, len(self.response.output) - 1)
+        item.arguments = arguments
+        return [
+            added,
+            self._item_event("response.mcp_call_arguments.delta", item, delta=arguments),
+            self._item_event("response.mcp_call_arguments.done", item, arguments=arguments),
+            self._item_event("response.mcp_call.in_progress", item),
+        ]
 
     def whole_item(self, item: Any) -> list[ResponseStreamEvent]:
         """An output item that arrives complete: added (in progress), then done."""

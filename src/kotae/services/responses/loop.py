@@ -111,6 +111,14 @@ class AgentLoop:
         cites: list[Callable[[str], list[dict[str, Any]]]] = []
         ran: set[int] = set()  # built-ins that ran (the constrained strategy runs each once)
         turn = 0
+        for builtin in self._setup.builtins:
+            async for event in builtin.open(self._run):
+                if not isinstance(event, Outcome):
+                    yield event
+                    continue
+                if event.cite is not None:
+                    cites.append(event.cite)
+                messages = self._fed(messages, "", [event])
         while True:
             tools, mode = self._offered(turn, ran)
             if not self._native:
@@ -134,7 +142,7 @@ class AgentLoop:
                         assert outcome is not None
                         if outcome.cite is not None:
                             cites.append(outcome.cite)
-                        messages = with_system_note(messages, outcome.output)
+                        messages = self._fed(messages, "", [outcome])
                         if outcome.ends_response:
                             self.end = LoopEnd(decided, spent, cites, turn, for_client=True)
                             return
@@ -176,8 +184,7 @@ class AgentLoop:
             if emitter.message_open:
                 for event in emitter.finish_message("completed"):
                     yield event
-            fed: list[ChatMessage] = []
-            answered: list[ToolCall] = []
+            fed: list[Outcome] = []
             for_client = False
             for call in calls:
                 tool = self._setup.builtin(call.name)
@@ -200,13 +207,31 @@ class AgentLoop:
                 if outcome.cite is not None:
                     cites.append(outcome.cite)
                 for_client = for_client or outcome.ends_response
-                answered.append(call)
-                fed.append(ChatMessage("tool", outcome.output, tool_call_id=call.call_id))
+                outcome.call = call
+                fed.append(outcome)
             if for_client:
                 self.end = LoopEnd(finished, spent, cites, turn, for_client=True)
                 return
             spent = plus(spent, finished)
-            messages = [*messages, ChatMessage("assistant", text, tool_calls=answered), *fed]
+            messages = self._fed(messages, text, fed)
+
+    def _fed(self, messages: list[ChatMessage], text: str, fed: list[Outcome]) -> list[ChatMessage]:
+        """The messages with the tools' results for the next turn: as tool turns after the
+        assistant's calls (native), or in the system turn (constrained: small models read it
+        there best)."""
+        if not self._native:
+            for outcome in fed:
+                messages = with_system_note(messages, outcome.output)
+            return messages
+        calls = [o.call for o in fed if o.call is not None]
+        if not calls and not text:
+            return messages
+        results = [
+            ChatMessage("tool", o.output, tool_call_id=o.call.call_id)
+            for o in fed
+            if o.call is not None
+        ]
+        return [*messages, ChatMessage("assistant", text, tool_calls=calls), *results]
 
     async def _decide(
         self, messages: list[ChatMessage], builtins: list[FunctionSpec], forced: bool

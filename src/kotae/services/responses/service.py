@@ -214,10 +214,6 @@ class ResponsesService:
         """Everything that can reject a request, before any event is sent."""
         self._check_unsupported(req)
         tools = parse_tools(req.tools, req.tool_choice)
-        deps = self._tool_deps()
-        for tool in tools.builtins:
-            index = next(i for i, t in enumerate(req.tools or []) if t is tool.raw)
-            await tool.check(project_id, f"tools[{index}]", deps)
         entry = self._registry.resolve(req.model, project_id)
         backend = self._registry.backend_for(entry)
         backend.check_capacity()
@@ -226,6 +222,11 @@ class ResponsesService:
         new_items = normalize_input(await self._resolve_references(project_id, req.input))
         if not new_items and not history:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+        _check_approvals([*history, *new_items], new_items)
+        deps = self._tool_deps()
+        for tool in tools.builtins:
+            index = next(i for i, t in enumerate(req.tools or []) if t is tool.raw)
+            await tool.check(project_id, f"tools[{index}]", deps, [*history, *new_items])
         compacted: list[Any] = []
         threshold = compaction_threshold(req.context_management, backend.context_window)
         if threshold is not None:
@@ -971,3 +972,17 @@ def _conversation_id(conversation: str | dict[str, Any] | None) -> str | None:
     if not isinstance(value, str):
         raise InvalidRequest("conversation needs an id.", param="conversation.id")
     return ids.expect_prefix(value, "conv_", "conversation.id")
+
+
+def _check_approvals(thread: list[dict[str, Any]], new_items: list[dict[str, Any]]) -> None:
+    """Each mcp_approval_response answers an approval request of this thread (another
+    project's, or another thread's, is not found here)."""
+    asked = {item.get("id") for item in thread if item.get("type") == "mcp_approval_request"}
+    for i, item in enumerate(new_items):
+        if item.get("type") == "mcp_approval_response" and item["approval_request_id"] not in asked:
+            raise InvalidRequest(
+                f"No approval request with id '{item['approval_request_id']}' in this "
+                "conversation.",
+                param=f"input[{i}].approval_request_id",
+                code="not_found",
+            )

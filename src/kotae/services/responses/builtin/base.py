@@ -56,6 +56,9 @@ class Outcome:
     cite: Callable[[str], list[dict[str, Any]]] | None = None
     # The response ends here and waits for the client (an approval request).
     ends_response: bool = False
+    # The call it answers, when the loop did not see the model make it (a call the client
+    # approved after the response that asked).
+    call: ToolCall | None = None
 
 
 class BuiltinTool(ABC):
@@ -83,12 +86,16 @@ class BuiltinTool(ABC):
         """Whether a request may hold both (one of each kind, but several MCP servers)."""
         return False
 
-    async def check(self, project_id: str, param: str, deps: ToolDeps) -> None:
-        """Rejects the request (400) before any event when the tool cannot run."""
+    async def check(
+        self, project_id: str, param: str, deps: ToolDeps, history: list[dict[str, Any]]
+    ) -> None:
+        """Rejects the request (4xx) before any event when the tool cannot run; `history`:
+        the thread's earlier items."""
         return None
 
-    async def open(self, run: ToolRun) -> AsyncIterator[StreamEvent]:
-        """Work before the first model turn (listing a server's tools); events of it."""
+    async def open(self, run: ToolRun) -> AsyncIterator[StreamEvent | Outcome]:
+        """Before the first model turn: events of work done then, and Outcomes (with their
+        `call`) the model should read first."""
         return
         yield
 

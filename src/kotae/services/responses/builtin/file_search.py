@@ -64,7 +64,9 @@ class FileSearch(BuiltinTool):
     def functions(self) -> list[FunctionSpec]:
         return [SEARCH]
 
-    async def check(self, project_id: str, param: str, deps: ToolDeps) -> None:
+    async def check(
+        self, project_id: str, param: str, deps: ToolDeps, history: list[dict[str, Any]]
+    ) -> None:
         assert deps.vector_stores is not None
         for store_id in self.vector_store_ids:
             ids.expect_prefix(store_id, "vs_", f"{param}.vector_store_ids")

@@ -60,7 +60,9 @@ class ImageGeneration(BuiltinTool):
     def functions(self) -> list[FunctionSpec]:
         return [GENERATE_IMAGE]
 
-    async def check(self, project_id: str, param: str, deps: ToolDeps) -> None:
+    async def check(
+        self, project_id: str, param: str, deps: ToolDeps, history: list[dict[str, Any]]
+    ) -> None:
         if deps.images is None or deps.images.model_id() is None:
             raise InvalidRequest(NO_MODEL, param=f"{param}.type", code="image_model_not_configured")
         deps.images.backend(self.raw.get("model"), f"{param}.model")

@@ -92,7 +92,9 @@ class WebSearch(BuiltinTool):
     def named_by(self, choice: dict[str, Any]) -> bool:
         return choice.get("type") in WEB_TYPES
 
-    async def check(self, project_id: str, param: str, deps: ToolDeps) -> None:
+    async def check(
+        self, project_id: str, param: str, deps: ToolDeps, history: list[dict[str, Any]]
+    ) -> None:
         if deps.web is None or deps.fetcher is None:
             raise InvalidRequest(NO_ENGINE, param=f"{param}.type")
 
