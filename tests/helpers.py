@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests import postgres, s3
+
+# KOTAE_TEST_STACK=scale-out: every `kotae serve` the tests start runs on PostgreSQL +
+# pgvector and S3, as an API replica (--no-worker) beside its own `kotae worker`.
+SCALE_OUT = os.environ.get("KOTAE_TEST_STACK") == "scale-out"
+WORKERS: list[subprocess.Popen[bytes]] = []
+atexit.register(lambda: [w.kill() for w in WORKERS])
 
 
 def free_port() -> int:
@@ -30,6 +39,14 @@ def kotae_env(data_dir: Path, **extra: str) -> dict[str, str]:
             "KOTAE_KEY_CACHE_SECONDS": "0",
         }
     )
+    if SCALE_OUT:
+        # The same suites on PostgreSQL + pgvector and S3: a database and a bucket for each
+        # data dir, so a server restarted on its data dir finds its state.
+        env["KOTAE_DATABASE_URL"] = postgres.database_url(str(data_dir))
+        env["KOTAE_BLOB_URL"] = f"s3://{s3.new_bucket(str(data_dir))}/files"
+        env["KOTAE_S3_ENDPOINT_URL"] = s3.endpoint()
+        env["KOTAE_S3_ACCESS_KEY_ID"] = s3.KEYS["access_key_id"]
+        env["KOTAE_S3_SECRET_ACCESS_KEY"] = s3.KEYS["secret_access_key"]
     env.update(extra)
     return env
 
@@ -61,12 +78,23 @@ def new_key(env: dict[str, str], project: str) -> str:
 class Server:
     """`kotae serve` on a free port, as a user starts it."""
 
-    def __init__(self, data_dir: Path, *, log_level: str = "warning", **env: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        log_level: str = "warning",
+        args: Sequence[str] = (),
+        worker: bool = True,
+        log_name: str = "serve.log",
+        **env: str,
+    ) -> None:
+        """`worker=False`: the scale-out stack's own worker is not started (the test starts
+        workers itself)."""
         self.port = free_port()
         self.data_dir = data_dir
         self.env = kotae_env(data_dir, **env)
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.log_path = data_dir / "serve.log"
+        self.log_path = data_dir / log_name
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -80,12 +108,23 @@ class Server:
                 "--no-access-log",
                 "--log-level",
                 log_level,
+                *(["--no-worker"] if SCALE_OUT else []),
+                *args,
             ],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
         self.wait_for(self.port, self.proc, self.log_path)
+        self.worker: subprocess.Popen[bytes] | None = None
+        if SCALE_OUT and worker:
+            self.worker = subprocess.Popen(
+                [sys.executable, "-m", "kotae", "worker", "--log-level", log_level],
+                env=self.env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            WORKERS.append(self.worker)
 
     @staticmethod
     def wait_for(
@@ -112,6 +151,12 @@ class Server:
         return self.log_path.read_text()
 
     def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
         self.proc.terminate()
         try:
             self.proc.wait(timeout=20)

@@ -57,16 +57,18 @@ def create_app(
         # What a crash left between the database and the blobs, before the first request.
         await anyio.to_thread.run_sync(built.reconciler.repair)
         built.models.warm_up(settings.default_model)
-        built.vector_stores.start()
-        await anyio.to_thread.run_sync(built.fine_tuning.start)
+        if settings.run_worker:  # else `kotae worker` processes take the work from the DB
+            built.vector_stores.start()
+            await anyio.to_thread.run_sync(built.fine_tuning.start)
         purge = asyncio.create_task(_purge_forever(built))
         try:
             yield
         finally:
             purge.cancel()
             leases.cancel()
-            await built.vector_stores.stop()
-            await anyio.to_thread.run_sync(built.fine_tuning.stop)
+            if settings.run_worker:
+                await built.vector_stores.stop()
+                await anyio.to_thread.run_sync(built.fine_tuning.stop)
             await built.responses.shutdown()
             await built.models.close()
             await built.images.close()

@@ -32,6 +32,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     settings = settings.model_copy(update={"host": host, "port": port})
+    if not args.worker:
+        settings = settings.model_copy(update={"run_worker": False})
     if args.model:
         from kotae.services.model_files import ensure_local
 
@@ -62,6 +64,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from kotae.ops.logs import configure as configure_logs
+    from kotae.worker import run
+
+    configure_logs(args.log_level, settings.log_format)
+    asyncio.run(run(settings))
     return 0
 
 
@@ -172,6 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
         "on the Hub (pulled first when not here)",
     )
 
+    serve.add_argument(
+        "--worker",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also do the background work (ingestion, fine-tuning); --no-worker: an API "
+        "replica, beside `kotae worker` processes",
+    )
+    worker = sub.add_parser(
+        "worker", help="do background work (ingestion, fine-tuning) for API replicas"
+    )
+    worker.add_argument("--log-level", default="info")
+
     run = sub.add_parser("run", help="chat with a model in the terminal (streamed)")
     run.add_argument("model", help="an id, a .gguf file, or owner/name[:file.gguf]")
     run.add_argument("prompt", nargs="?", default=None, help="one turn, then exit")
@@ -218,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = Settings()
         handler = {
             "serve": cmd_serve,
+            "worker": cmd_worker,
             "run": cmd_run,
             "keys": cmd_keys,
             "models": cmd_models,

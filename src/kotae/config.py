@@ -144,6 +144,25 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Default: SQLite at <data_dir>/kotae.db. "
         "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
     )
+    blob_url: str | None = Field(
+        default=None,
+        description="Where file bytes live: s3://bucket/prefix for an S3-compatible bucket "
+        "(shared by replicas). Default: files under <data_dir>/files.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint (MinIO, Ceph, R2...); default: AWS."
+    )
+    s3_access_key_id: str | None = Field(
+        default=None, description="S3 key id (default: the usual AWS variables and files)."
+    )
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret key.")
+    s3_region: str | None = Field(default=None, description="S3 region (default us-east-1).")
+    run_worker: bool = Field(
+        default=True,
+        description="Whether `kotae serve` also does the background work (ingestion, "
+        "fine-tuning). False (`serve --no-worker`): an API replica that only writes the work "
+        "for `kotae worker` processes.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `kotae serve` binds.")
     port: int = Field(default=8000, description="Port `kotae serve` binds.")
     default_model: str = Field(

@@ -6,14 +6,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
 from kotae.api.deps_cache import KeyCache
 from kotae.config import Settings
 from kotae.net.fetch import Fetcher
 from kotae.net.guard import FetchGuard
 from kotae.ops.metrics import Metrics
-from kotae.providers.blobs.base import BlobStore
-from kotae.providers.blobs.local import LocalBlobStore
+from kotae.providers.blobs.base import BlobStore, blob_store
 from kotae.providers.embeddings.use import UseMultilingual
+from kotae.providers.vector_index.base import VectorIndex
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
 from kotae.providers.vision.perception_runner import PerceptionRunner
 from kotae.providers.web_search.base import WebSearchProvider
@@ -82,18 +84,15 @@ class Container:
         responses_repo = ResponseRepository(engine)
         models = ModelRegistry(settings)
         file_rows = FileRepository(engine)
-        blobs = LocalBlobStore(settings.data_dir / "files")
+        blobs = blob_store(settings)
         files = FilesService(settings, file_rows, blobs)
         embedder = UseMultilingual()
-        # Its own SQLite file: vec0 read through one driver while Python's sqlite3 writes the
-        # same file gave intermittent "chunks iter error"s here.
-        index_path = settings.data_dir / "vectors.db"
         vector_stores = VectorStoresService(
             VectorStoreRepository(engine),
             files,
             file_rows,
             embedder,
-            SqliteVecIndex(index_path, embedder.dimensions),
+            vector_index(settings, engine, embedder.dimensions),
             lease_seconds=settings.lease_seconds,
         )
         fetcher = Fetcher(
@@ -163,3 +162,14 @@ class Container:
         if image_runner is not None and image_runner.state != "stopped":
             engines[image_runner.name] = image_runner.status()
         return engines
+
+
+def vector_index(settings: Settings, engine: Engine, dimensions: int) -> VectorIndex:
+    """pgvector in the state database when it is PostgreSQL, else sqlite-vec in its own file
+    (vec0 read through one driver while Python's sqlite3 writes the same file gave
+    intermittent "chunks iter error"s here)."""
+    if engine.dialect.name == "postgresql":
+        from kotae.providers.vector_index.pgvector import PgVectorIndex
+
+        return PgVectorIndex(engine, dimensions)
+    return SqliteVecIndex(settings.data_dir / "vectors.db", dimensions)

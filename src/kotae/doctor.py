@@ -62,9 +62,9 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     except Exception as exc:
         results.append(("database", False, str(exc)))
     try:
-        from kotae.providers.blobs.local import LocalBlobStore
+        from kotae.providers.blobs.base import blob_store
 
-        results.append(("file storage", True, LocalBlobStore(settings.data_dir / "files").check()))
+        results.append(("file storage", True, blob_store(settings).check()))
     except Exception as exc:
         results.append(("file storage", False, f"cannot write: {exc}"))
     results.append(
@@ -126,7 +126,7 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
 
 def storage_plan(settings: Settings) -> list[str]:
     """What the reconciliation sweep would repair now (nothing is changed)."""
-    from kotae.providers.blobs.local import LocalBlobStore
+    from kotae.providers.blobs.base import blob_store
     from kotae.services.files import FilesService
     from kotae.services.reconcile import Reconciler
     from kotae.services.uploads import UploadsService
@@ -135,7 +135,7 @@ def storage_plan(settings: Settings) -> list[str]:
 
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
-    blobs = LocalBlobStore(settings.data_dir / "files")
+    blobs = blob_store(settings)
     rows = FileRepository(engine)
     uploads = UploadsService(
         engine, blobs, FilesService(settings, rows, blobs), settings.max_file_bytes

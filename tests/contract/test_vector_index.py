@@ -1,4 +1,5 @@
-"""The vector index contract, run over every implementation (sqlite-vec today)."""
+"""The vector index contract, run over every implementation: sqlite-vec (the embedded
+default) and pgvector (PostgreSQL deployments)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,23 @@ import pytest
 
 from kotae.providers.vector_index.base import IndexedChunk, VectorIndex
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
+from tests import postgres
 
 DIM = 8
 Factory = Callable[[Path], VectorIndex]
-FACTORIES: dict[str, Factory] = {"sqlite_vec": lambda p: SqliteVecIndex(p / "i.db", DIM)}
+
+
+def pgvector_index(path: Path) -> VectorIndex:
+    from kotae.providers.vector_index.pgvector import PgVectorIndex
+    from kotae.storage.engine import make_engine
+
+    return PgVectorIndex(make_engine(postgres.database_url(str(path))), DIM)
+
+
+FACTORIES: dict[str, Factory] = {
+    "sqlite_vec": lambda p: SqliteVecIndex(p / "i.db", DIM),
+    **({"pgvector": pgvector_index} if postgres.available() else {}),
+}
 
 
 def unit(i: int) -> np.ndarray:
@@ -65,3 +79,13 @@ def test_similarity_scores_given_chunks_of_the_given_stores(index: VectorIndex) 
     assert set(got) == {1, 2}  # chunk 3 is another store's, 99 is no chunk
     assert got[1] == pytest.approx(1.0) and got[2] == pytest.approx(0.0, abs=1e-6)
     assert index.similarity(["s1"], unit(0), []) == []
+
+
+def test_term_counts_and_a_rare_term_outranks_common_ones(index: VectorIndex) -> None:
+    chunks = [IndexedChunk(i, ["common", "words", f"w{i}"], unit(i % DIM)) for i in range(1, 6)]
+    chunks.append(IndexedChunk(6, ["common", "rare"], unit(0)))
+    index.add("s1", "f1", chunks)
+    counts, total = index.term_counts(["common", "rare", "absent"])
+    assert counts == {"common": 6, "rare": 1} and total >= 6
+    hits = index.lexical(["s1"], ["common", "words", "rare"], 10)
+    assert hits[0][0] == 6 and len(hits) == 6

@@ -8,10 +8,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SCHEMA_LOCK = 0x6B6F746165  # "kotae": the advisory lock schema changes on PostgreSQL take
 
 
 def make_engine(url: str) -> Engine:
@@ -44,6 +45,9 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait and find it done.
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

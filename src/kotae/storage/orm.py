@@ -53,6 +53,8 @@ class StoredResponse(Base):
     lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Orders responses made in the same second (created_at is whole seconds).
     created_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Cancel asked on a replica that does not run it: its owner stops it.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_responses_project_expires", "project_id", "expires_at"),

@@ -1,9 +1,12 @@
-"""Where file bytes live. Local disk by default; the scale-out issue adds S3."""
+"""Where file bytes live: local disk by default, or an S3-compatible bucket (`blob_url`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from kotae.config import Settings
 
 
 class BlobStore(Protocol):
@@ -27,3 +30,20 @@ class BlobStore(Protocol):
     def check(self) -> str:
         """ "ok, N GB free" when a blob can be written and removed; else why not (raises)."""
         ...
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The store the settings name: `s3://bucket/prefix`, else files under the data dir."""
+    if settings.blob_url:
+        from kotae.providers.blobs.s3 import S3BlobStore
+
+        return S3BlobStore(
+            settings.blob_url,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            region=settings.s3_region,
+        )
+    from kotae.providers.blobs.local import LocalBlobStore
+
+    return LocalBlobStore(settings.data_dir / "files")

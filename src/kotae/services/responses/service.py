@@ -756,6 +756,16 @@ class ResponsesService:
             if run.task is not None:
                 await asyncio.wait({run.task}, timeout=30)
             return await self.retrieve(project_id, response_id)
+        if response.status in ("queued", "in_progress"):
+            # Another replica runs it: flag it for that one, and wait for it to stop.
+            await asyncio.to_thread(self._repo.request_cancel, project_id, response_id)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                status = await asyncio.to_thread(self._repo.status, project_id, response_id)
+                if status not in ("queued", "in_progress"):
+                    break
+                await asyncio.sleep(FOLLOW_POLL_SECONDS / 5)
+            return await self.retrieve(project_id, response_id)
         if response.status == "cancelled":
             return response
         raise InvalidRequest(
@@ -795,16 +805,30 @@ class ResponsesService:
 
     async def keep_leases(self) -> None:
         """Forever: renew the leases of what this process runs, and fail what a dead one left
-        running (its lease lapsed). The first sweep runs at once."""
+        running (its lease lapsed). The first sweep runs at once. Between sweeps, while
+        background responses run here, a cancel asked on another replica is looked for every
+        half second."""
+        every = max(0.2, self._settings.lease_seconds / 3)
+        next_sweep = 0.0
         while True:
             try:
-                await asyncio.to_thread(self._repo.renew, self.owner, self._settings.lease_seconds)
-                failed = await asyncio.to_thread(self._repo.fail_lapsed, RESTARTED)
-                if failed:
-                    log.warning("%d responses were cut off by a stopped server: failed", failed)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + every
+                    await asyncio.to_thread(
+                        self._repo.renew, self.owner, self._settings.lease_seconds
+                    )
+                    failed = await asyncio.to_thread(self._repo.fail_lapsed, RESTARTED)
+                    if failed:
+                        log.warning("%d responses were cut off by a stopped server: failed", failed)
+                if any(not run.done for run in self._background.values()):
+                    asked = await asyncio.to_thread(self._repo.cancel_requests, self.owner)
+                    for response_id in asked:
+                        run = self._background.get(response_id)
+                        if run is not None and not run.done:
+                            run.cancel.cancel()  # cancelled on another replica
             except Exception:
                 log.exception("renewing response leases failed")
-            await asyncio.sleep(max(0.2, self._settings.lease_seconds / 3))
+            await asyncio.sleep(min(every, FOLLOW_POLL_SECONDS))
 
     async def shutdown(self) -> None:
         for run in list(self._background.values()):

@@ -271,9 +271,11 @@ class VectorStoresService:
         return row
 
     def _enqueue(self, job: tuple[str, str, str]) -> None:
-        # Service methods run in worker threads; the queue belongs to the event loop.
-        assert self._loop is not None, "start() the service first"
-        self._loop.call_soon_threadsafe(self._put, job)
+        # Service methods run in worker threads; the queue belongs to the event loop. Not
+        # started (an API replica without a worker): the row alone is the work, and a
+        # `kotae worker` takes it.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._put, job)
 
     def _put(self, job: tuple[str, str, str]) -> None:
         """Queued once: a file already waiting here is not queued again."""
@@ -465,9 +467,9 @@ class VectorStoresService:
                     file_id,
                     {"status": "in_progress", "owner": None, "lease_expires_at": None},
                 )
+        self._worker = asyncio.create_task(self._work())
         for job in self._repo.pending():
             self._put(job)
-        self._worker = asyncio.create_task(self._work())
         self._leases = asyncio.create_task(self._keep_leases())
 
     async def _keep_leases(self) -> None:

@@ -309,6 +309,34 @@ class ResponseRepository:
             ).first()
         return str(row.status) if row else None
 
+    def request_cancel(self, project_id: str, response_id: str) -> bool:
+        """Flags a running response for its owner (another process) to cancel."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(RESPONSES)
+                .where(
+                    RESPONSES.c.id == response_id,
+                    RESPONSES.c.project_id == project_id,
+                    RESPONSES.c.status.in_(RUNNING),
+                )
+                .values(cancel_requested=True)
+            )
+        return _rowcount(result) > 0
+
+    def cancel_requests(self, owner: str) -> list[str]:
+        """The running responses of `owner` that a cancel was asked for elsewhere."""
+        with self._engine.connect() as conn:
+            return [
+                r.id
+                for r in conn.execute(
+                    select(RESPONSES.c.id).where(
+                        RESPONSES.c.owner == owner,
+                        RESPONSES.c.status.in_(RUNNING),
+                        RESPONSES.c.cancel_requested.is_(True),
+                    )
+                )
+            ]
+
     def renew(self, owner: str, lease_seconds: int) -> int:
         """This process still runs what it owns: their leases go on."""
         with self._engine.begin() as conn:

@@ -1,0 +1,36 @@
+"""`kotae worker`: the background work without the API. It takes files to ingest and
+fine-tuning jobs from the database under leases, as `kotae serve` does in its own process;
+API replicas started with `kotae serve --no-worker` only write the rows. A worker killed
+mid-task leaves its lease to lapse, and another worker (or a restart) takes the task over:
+ingestion replaces the chunks an interrupted try wrote, a training run is failed visibly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from kotae.config import Settings
+from kotae.container import Container
+
+log = logging.getLogger("kotae.worker")
+
+
+async def run(settings: Settings) -> None:
+    container = await asyncio.to_thread(Container.build, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    container.vector_stores.start()
+    await asyncio.to_thread(container.fine_tuning.start)
+    log.info("worker %s: taking ingestion and fine-tuning work", container.vector_stores.owner)
+    print("kotae: worker started (ingestion, fine-tuning)", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await container.vector_stores.stop()
+        await asyncio.to_thread(container.fine_tuning.stop)
+        await container.models.close()
+        await container.images.close()
+        await container.perception.close()
