@@ -147,6 +147,11 @@ class Server:
         """The environment a server on `data_dir` runs with (for CLI commands beside it)."""
         return kotae_env(data_dir, **env)
 
+    @property
+    def background(self) -> subprocess.Popen[bytes]:
+        """The process doing the background work: the worker beside it, or the server."""
+        return self.worker or self.proc
+
     def first_start_output(self) -> str:
         return self.log_path.read_text()
 
@@ -247,3 +252,26 @@ def assert_stream_grammar(events: Iterable[Any]) -> list[Any]:
     streamed = "".join(texts.values())
     assert final.output_text == streamed
     return events
+
+
+def state_engine(env: dict[str, str]) -> Any:
+    """An engine on the database a server with `env` uses (SQLite or PostgreSQL)."""
+    import sqlalchemy
+
+    url = env.get("KOTAE_DATABASE_URL") or f"sqlite:///{env['KOTAE_DATA_DIR']}/kotae.db"
+    return sqlalchemy.create_engine(url)
+
+
+def stored_blobs(env: dict[str, str]) -> list[str]:
+    """The keys in the blob store a server with `env` uses (its disk, or its bucket)."""
+    from kotae.config import Settings
+    from kotae.providers.blobs.base import blob_store
+
+    settings = Settings(
+        data_dir=Path(env["KOTAE_DATA_DIR"]),
+        blob_url=env.get("KOTAE_BLOB_URL"),
+        s3_endpoint_url=env.get("KOTAE_S3_ENDPOINT_URL"),
+        s3_access_key_id=env.get("KOTAE_S3_ACCESS_KEY_ID"),
+        s3_secret_access_key=env.get("KOTAE_S3_SECRET_ACCESS_KEY"),
+    )
+    return [key for key, _ in blob_store(settings).listing()]

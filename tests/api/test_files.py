@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.helpers import Server, new_key
+from tests.helpers import Server, new_key, stored_blobs
 
 
 def test_upload_retrieve_content_delete(client: OpenAI, tmp_path: Path) -> None:
@@ -83,7 +83,6 @@ def test_too_large_upload_is_413_and_leaves_nothing(tmp_path: Path) -> None:
             c.files.create(file=("big.bin", io.BytesIO(b"x" * 2000)), purpose="assistants")
         assert err.value.status_code == 413
         assert list(c.files.list()) == []
-        blobs = [p for p in (tmp_path / "data" / "files").rglob("*") if p.is_file()]
-        assert blobs == []
+        assert stored_blobs(srv.env) == []
     finally:
         srv.stop()

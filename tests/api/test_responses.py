@@ -12,7 +12,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import FAST_MODEL, REAL_MODEL
-from tests.helpers import Server, assert_stream_grammar, new_key
+from tests.helpers import Server, assert_stream_grammar, new_key, state_engine
 
 
 def test_string_input_answers_with_text_and_usage(client: OpenAI) -> None:
@@ -478,16 +478,16 @@ def test_bodies_stored_with_the_python_name_are_read(client: OpenAI, server: Ser
     r = client.responses.create(
         model=FAST_MODEL, input="Name: Tom", text={"format": PERSON_FORMAT}, max_output_tokens=16
     )
-    engine = sqlalchemy.create_engine(f"sqlite:///{server.env['KOTAE_DATA_DIR']}/kotae.db")
+    engine = state_engine(server.env)
     with engine.begin() as conn:
-        body = json.loads(
-            conn.execute(
-                sqlalchemy.text("SELECT body FROM responses WHERE id = :id"), {"id": r.id}
-            ).scalar_one()
-        )
+        stored = conn.execute(
+            sqlalchemy.text("SELECT body FROM responses WHERE id = :id"), {"id": r.id}
+        ).scalar_one()
+        body = json.loads(stored) if isinstance(stored, str) else stored  # PostgreSQL: parsed
         body["text"]["format"]["schema_"] = body["text"]["format"].pop("schema")
+        value = "CAST(:b AS JSON)" if conn.dialect.name == "postgresql" else ":b"
         conn.execute(
-            sqlalchemy.text("UPDATE responses SET body = :b WHERE id = :id"),
+            sqlalchemy.text(f"UPDATE responses SET body = {value} WHERE id = :id"),
             {"b": json.dumps(body), "id": r.id},
         )
     engine.dispose()
