@@ -6,7 +6,8 @@ Run:  python bench/replicas.py [--concurrency 16] [--seconds 20]
 The upstream is the tests' scripted engine (OpenAI's chat protocol on loopback, answering at
 once), so what is measured is kotae's own work per request: a non-streamed
 `responses.create` with `store=false`. nginx (Debian's package) balances by least
-connections, as `deploy/nginx.conf` does; both replicas share one SQLite state. On a machine
+connections, as `deploy/nginx.conf` does (`apt-get install nginx-light`); both replicas share
+one SQLite state. On a machine
 with few cores, replicas compete for the same CPUs: the table says how many there were.
 Asserts nothing.
 """
