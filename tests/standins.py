@@ -12,6 +12,20 @@ from urllib.parse import parse_qs, unquote, urlparse
 HUB_COMMIT = "a" * 40
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Quiet, with one way to answer."""
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+    def _send(self, code: int, body: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class SearxngStandIn:
     """SearXNG's `/search?format=json`, plus the pages its results point at (and redirects,
     for the SSRF tests)."""
@@ -24,17 +38,7 @@ class SearxngStandIn:
         self.down = False
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return None
-
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(_Handler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 if url.path == "/search":
@@ -202,17 +206,7 @@ class ScriptedChatEngine:
         self.requests: list[dict[str, Any]] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return None
-
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(_Handler):
             def do_GET(self) -> None:
                 models = {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
                 self._send(200, json.dumps(models).encode(), "application/json")

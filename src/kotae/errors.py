@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import re
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -23,6 +25,17 @@ class KotaeError(Exception):
 class InvalidRequest(KotaeError):
     status_code = 400
     error_type = "invalid_request_error"
+
+
+def refuse_unknown(raw: Mapping[str, Any], allowed: Collection[str], where: str) -> None:
+    """A 400 naming the first key of `raw` (an object at `where`) that is not `allowed`."""
+    unknown = [key for key in raw if key not in allowed]
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown parameter: '{where}.{unknown[0]}'.",
+            param=f"{where}.{unknown[0]}",
+            code="unknown_parameter",
+        )
 
 
 def invalid_from(exc: ValidationError, what: str, where: str) -> InvalidRequest:

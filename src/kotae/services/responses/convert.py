@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kotae import ids
-from kotae.errors import InvalidRequest, invalid_from
+from kotae.errors import InvalidRequest, invalid_from, refuse_unknown
 from kotae.providers.inference.base import ChatMessage, Role, ToolCall
 from kotae.schemas.responses import (
     CustomToolCallItem,
@@ -189,14 +189,7 @@ def _approval_response(raw: dict[str, Any], where: str) -> dict[str, Any]:
         raise InvalidRequest(
             f"Invalid '{where}.approve': a boolean.", param=f"{where}.approve", code="invalid_type"
         )
-    unknown = set(raw) - {"type", "id", "approval_request_id", "approve", "reason"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidRequest(
-            f"Unknown parameter: '{where}.{name}'.",
-            param=f"{where}.{name}",
-            code="unknown_parameter",
-        )
+    refuse_unknown(raw, {"type", "id", "approval_request_id", "approve", "reason"}, where)
     return {**raw, "id": raw.get("id") or ids.new_id("mcpa")}
 
 

@@ -30,7 +30,7 @@ from kotae.providers.inference.base import (
     ToolMode,
     with_system_note,
 )
-from kotae.services.responses.builtin import Outcome, ToolRun
+from kotae.services.responses.builtin import BuiltinTool, Outcome, ToolRun
 from kotae.services.responses.events import StreamEvent
 from kotae.services.responses.tools import ToolSetup
 
@@ -84,6 +84,7 @@ class AgentLoop:
         self._max_turns = max(1, max_turns)
         self._client_call_events = client_call_events
         self.end: LoopEnd | None = None
+        self._last: Outcome | None = None  # the Outcome of the built-in call just run
 
     # -- what a turn may call -------------------------------------------------------------
 
@@ -133,15 +134,9 @@ class AgentLoop:
                     tool = self._setup.builtin(call.name) if call is not None else None
                     if tool is not None and call is not None:
                         ran.add(self._setup.builtins.index(tool))
-                        outcome = None
-                        async for event in tool.run(call, self._run):
-                            if isinstance(event, Outcome):
-                                outcome = event
-                            else:
-                                yield event
-                        assert outcome is not None
-                        if outcome.cite is not None:
-                            cites.append(outcome.cite)
+                        async for event in self._called(tool, call, cites):
+                            yield event
+                        outcome = self._outcome()
                         messages = self._fed(messages, "", [outcome])
                         if outcome.ends_response:
                             self.end = LoopEnd(decided, spent, cites, turn, for_client=True)
@@ -197,23 +192,39 @@ class AgentLoop:
                     if self._calls_left <= 0:
                         continue  # over max_tool_calls: ignored, as OpenAI does
                     self._calls_left -= 1
-                outcome = None
-                async for event in tool.run(call, self._run):
-                    if isinstance(event, Outcome):
-                        outcome = event
-                    else:
-                        yield event
-                assert outcome is not None
-                if outcome.cite is not None:
-                    cites.append(outcome.cite)
+                async for event in self._called(tool, call, cites):
+                    yield event
+                outcome = self._outcome()
                 for_client = for_client or outcome.ends_response
-                outcome.call = call
                 fed.append(outcome)
             if for_client:
                 self.end = LoopEnd(finished, spent, cites, turn, for_client=True)
                 return
             spent = plus(spent, finished)
             messages = self._fed(messages, text, fed)
+
+    async def _called(
+        self,
+        tool: BuiltinTool,
+        call: ToolCall,
+        cites: list[Callable[[str], list[dict[str, Any]]]],
+    ) -> AsyncIterator[StreamEvent]:
+        """A built-in call's events. Its Outcome (with the call, its citations kept in
+        `cites`) is then `_outcome()`."""
+        self._last = None
+        async for event in tool.run(call, self._run):
+            if isinstance(event, Outcome):
+                self._last = event
+            else:
+                yield event
+        outcome = self._outcome()
+        outcome.call = call
+        if outcome.cite is not None:
+            cites.append(outcome.cite)
+
+    def _outcome(self) -> Outcome:
+        assert self._last is not None, "a built-in tool's run ends with its Outcome"
+        return self._last
 
     def _fed(self, messages: list[ChatMessage], text: str, fed: list[Outcome]) -> list[ChatMessage]:
         """The messages with the tools' results for the next turn: as tool turns after the

@@ -27,7 +27,7 @@ from openai.types.responses.response import Conversation as ResponseConversation
 
 from kotae import ids
 from kotae.config import Settings
-from kotae.errors import InvalidRequest, KotaeError, NotFound
+from kotae.errors import InvalidRequest, KotaeError, NotFound, refuse_unknown
 from kotae.net.fetch import Fetcher
 from kotae.ops.metrics import Metrics
 from kotae.providers.inference.base import (
@@ -92,14 +92,7 @@ def compaction_threshold(entries: list[dict[str, Any]] | None, window: int) -> i
                 param=f"context_management[{i}].type",
                 code="invalid_value",
             )
-        unknown = set(entry) - {"type", "compact_threshold"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise InvalidRequest(
-                f"Unknown parameter: 'context_management[{i}].{name}'.",
-                param=f"context_management[{i}].{name}",
-                code="unknown_parameter",
-            )
+        refuse_unknown(entry, {"type", "compact_threshold"}, f"context_management[{i}]")
         value = entry.get("compact_threshold")
         if value is None:
             return window * 4 // 5
@@ -344,18 +337,11 @@ class ResponsesService:
                 resolved.append(item)
                 continue
             item_id = item.get("id")
-            extra = set(item) - {"type", "id"}
             if not isinstance(item_id, str) or not item_id:
                 raise InvalidRequest(
                     f"Missing required parameter: 'input[{i}].id'.", param=f"input[{i}].id"
                 )
-            if extra:
-                name = sorted(extra)[0]
-                raise InvalidRequest(
-                    f"Unknown parameter: 'input[{i}].{name}'.",
-                    param=f"input[{i}].{name}",
-                    code="unknown_parameter",
-                )
+            refuse_unknown(item, {"type", "id"}, f"input[{i}]")
             found = await asyncio.to_thread(self._repo.find_item, project_id, item_id)
             if found is None:
                 raise InvalidRequest(

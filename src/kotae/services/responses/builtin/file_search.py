@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from kotae import ids
-from kotae.errors import InvalidRequest
+from kotae.errors import InvalidRequest, refuse_unknown
 from kotae.providers.inference.base import FunctionSpec, ToolCall
 from kotae.schemas.vector_stores import SearchVectorStore
 from kotae.services.responses.builtin.base import BuiltinTool, Outcome, ToolDeps, ToolRun
@@ -47,11 +47,7 @@ class FileSearch(BuiltinTool):
             raise InvalidRequest(
                 "file_search needs vector_store_ids.", param=f"tools[{index}].vector_store_ids"
             )
-        for key in raw:
-            if key not in OPTIONS:
-                raise InvalidRequest(
-                    f"Unknown parameter: 'tools[{index}].{key}'.", param=f"tools[{index}].{key}"
-                )
+        refuse_unknown(raw, OPTIONS, f"tools[{index}]")
         k = raw.get("max_num_results", 10)
         if not isinstance(k, int) or not 1 <= k <= 50:
             raise InvalidRequest(

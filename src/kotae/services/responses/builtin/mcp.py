@@ -16,7 +16,7 @@ from typing import Any
 from openai.types.responses.response_output_item import McpApprovalRequest, McpCall, McpListTools
 
 from kotae import ids
-from kotae.errors import InvalidRequest, KotaeError
+from kotae.errors import InvalidRequest, KotaeError, refuse_unknown
 from kotae.providers.inference.base import FunctionSpec, ToolCall
 from kotae.services.responses.builtin.base import BuiltinTool, Outcome, ToolDeps, ToolRun
 from kotae.services.responses.events import StreamEvent
@@ -69,9 +69,7 @@ class Mcp(BuiltinTool):
     def __init__(self, raw: dict[str, Any], index: int) -> None:
         super().__init__(raw, index)
         where = f"tools[{index}]"
-        for key in raw:
-            if key not in OPTIONS:
-                raise InvalidRequest(f"Unknown parameter: '{where}.{key}'.", param=f"{where}.{key}")
+        refuse_unknown(raw, OPTIONS, where)
         label = raw.get("server_label")
         if not isinstance(label, str) or not LABEL.match(label):
             raise InvalidRequest(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from kotae.errors import InvalidRequest, KotaeError
+from kotae.errors import InvalidRequest, KotaeError, refuse_unknown
 from kotae.net.fetch import Fetcher
 from kotae.providers.inference.base import FunctionSpec, ToolCall
 from kotae.providers.web_search.base import SearchHit, WebSearchProvider
@@ -71,11 +71,7 @@ class WebSearch(BuiltinTool):
 
     def __init__(self, raw: dict[str, Any], index: int) -> None:
         super().__init__(raw, index)
-        for key in raw:
-            if key not in OPTIONS:
-                raise InvalidRequest(
-                    f"Unknown parameter: 'tools[{index}].{key}'.", param=f"tools[{index}].{key}"
-                )
+        refuse_unknown(raw, OPTIONS, f"tools[{index}]")
         size = raw.get("search_context_size") or "medium"
         if size not in ("low", "medium", "high"):
             raise InvalidRequest(
