@@ -43,7 +43,7 @@ def kotae_env(data_dir: Path, **extra: str) -> dict[str, str]:
         # The same suites on PostgreSQL + pgvector and S3: a database and a bucket for each
         # data dir, so a server restarted on its data dir finds its state.
         env["KOTAE_DATABASE_URL"] = postgres.database_url(str(data_dir))
-        env["KOTAE_BLOB_URL"] = f"s3://{s3.new_bucket(str(data_dir))}/files"
+        env["KOTAE_BLOB_URL"] = f"s3://{s3.new_bucket(str(data_dir))}/kotae"
         env["KOTAE_S3_ENDPOINT_URL"] = s3.endpoint()
         env["KOTAE_S3_ACCESS_KEY_ID"] = s3.KEYS["access_key_id"]
         env["KOTAE_S3_SECRET_ACCESS_KEY"] = s3.KEYS["secret_access_key"]
@@ -151,6 +151,14 @@ class Server:
     def background(self) -> subprocess.Popen[bytes]:
         """The process doing the background work: the worker beside it, or the server."""
         return self.worker or self.proc
+
+    def kill(self) -> None:
+        """kill -9, the server and the worker beside it (whichever runs the work)."""
+        for proc in (self.proc, self.worker):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self._log.close()
 
     def first_start_output(self) -> str:
         return self.log_path.read_text()
@@ -262,8 +270,9 @@ def state_engine(env: dict[str, str]) -> Any:
     return sqlalchemy.create_engine(url)
 
 
-def stored_blobs(env: dict[str, str]) -> list[str]:
-    """The keys in the blob store a server with `env` uses (its disk, or its bucket)."""
+def stored_blobs(env: dict[str, str], area: str = "files") -> list[str]:
+    """The keys in one area of the blob store a server with `env` uses (its disk, or its
+    bucket)."""
     from kotae.config import Settings
     from kotae.providers.blobs.base import blob_store
 
@@ -274,4 +283,4 @@ def stored_blobs(env: dict[str, str]) -> list[str]:
         s3_access_key_id=env.get("KOTAE_S3_ACCESS_KEY_ID"),
         s3_secret_access_key=env.get("KOTAE_S3_SECRET_ACCESS_KEY"),
     )
-    return [key for key, _ in blob_store(settings).listing()]
+    return [key for key, _ in blob_store(settings, area).listing()]

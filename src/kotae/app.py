@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import anyio
@@ -57,15 +58,19 @@ def create_app(
         # What a crash left between the database and the blobs, before the first request.
         await anyio.to_thread.run_sync(built.reconciler.repair)
         built.models.warm_up(settings.default_model)
+        queue = None
         if settings.run_worker:  # else `kotae worker` processes take the work from the DB
             built.vector_stores.start()
             await anyio.to_thread.run_sync(built.fine_tuning.start)
+            queue = asyncio.create_task(built.responses.serve_queue())
         purge = asyncio.create_task(_purge_forever(built))
         try:
             yield
         finally:
             purge.cancel()
             leases.cancel()
+            if queue is not None:
+                queue.cancel()
             if settings.run_worker:
                 await built.vector_stores.stop()
                 await anyio.to_thread.run_sync(built.fine_tuning.stop)
@@ -114,6 +119,8 @@ async def _purge_forever(container: Container) -> None:
             removed += await anyio.to_thread.run_sync(container.files.purge_expired)
             removed += await anyio.to_thread.run_sync(container.images.purge_expired)
             removed += len(await anyio.to_thread.run_sync(container.reconciler.repair))
+            minute = int(time.time() // 60)
+            await anyio.to_thread.run_sync(container.rate_limits.purge, minute - 1)
             if removed:
                 log.info("purged %d expired responses and files", removed)
         except Exception:

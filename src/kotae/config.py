@@ -146,8 +146,10 @@ class Settings(BaseSettings):
     )
     blob_url: str | None = Field(
         default=None,
-        description="Where file bytes live: s3://bucket/prefix for an S3-compatible bucket "
-        "(shared by replicas). Default: files under <data_dir>/files.",
+        description="Where stored bytes live (uploaded files, generated images, fine-tuning "
+        "examples and adapters): s3://bucket/prefix for an S3-compatible bucket (shared by "
+        "replicas; each kind under prefix/files, /images, /fine_tuning). Default: folders "
+        "under <data_dir>.",
     )
     s3_endpoint_url: str | None = Field(
         default=None, description="S3 endpoint (MinIO, Ceph, R2...); default: AWS."
@@ -160,8 +162,8 @@ class Settings(BaseSettings):
     run_worker: bool = Field(
         default=True,
         description="Whether `kotae serve` also does the background work (ingestion, "
-        "fine-tuning). False (`serve --no-worker`): an API replica that only writes the work "
-        "for `kotae worker` processes.",
+        "fine-tuning, background responses). False (`serve --no-worker`): an API replica "
+        "that only writes the work for `kotae worker` processes.",
     )
     host: str = Field(default="127.0.0.1", description="Address `kotae serve` binds.")
     port: int = Field(default=8000, description="Port `kotae serve` binds.")
@@ -211,6 +213,22 @@ class Settings(BaseSettings):
         default=600,
         description="The reconciliation sweep deletes blobs no row names only once they are "
         "this old (a younger one may be a write still in flight).",
+    )
+    rate_limit_rpm: int = Field(
+        default=0,
+        description="Requests per minute per project on the model routes (responses, chat "
+        "completions, embeddings, images), counted in the database so the limit holds across "
+        "replicas; beyond, 429 with retry-after. 0: no limit.",
+    )
+    max_waiting_responses: int = Field(
+        default=256,
+        description="Background responses waiting for a worker, counted across all replicas "
+        "in the database (`serve --no-worker` queues them); beyond, 429.",
+    )
+    worker_responses: int = Field(
+        default=8,
+        description="Background responses one worker (or `kotae serve`) takes from the queue "
+        "at a time.",
     )
     max_queued_requests: int = Field(
         default=128,

@@ -37,6 +37,7 @@ from kotae.storage.engine import make_engine, migrate, session_factory
 from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.fine_tuning import FineTuningRepository
 from kotae.storage.repositories.projects import ProjectRepository
+from kotae.storage.repositories.rate_limits import RateLimitRepository
 from kotae.storage.repositories.responses import ResponseRepository
 from kotae.storage.repositories.stats import job_counts
 from kotae.storage.repositories.vector_stores import VectorStoreRepository
@@ -72,6 +73,7 @@ class Container:
     reconciler: Reconciler
     metrics: Metrics
     blobs: BlobStore
+    rate_limits: RateLimitRepository
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -102,12 +104,19 @@ class Container:
         )
         conversations = ConversationsService(engine)
         fine_tuning = FineTuningService(
-            settings, FineTuningRepository(engine), files, models, projects
+            settings,
+            FineTuningRepository(engine),
+            files,
+            models,
+            projects,
+            blob_store(settings, "fine_tuning"),
         )
         models.fine_tuned = fine_tuning.find_model
         # The key that signs generated images' URLs: made once, shared by every replica.
         projects.claim_setting(SECRET_SETTING, secrets.token_hex(32))
-        images = ImagesService(settings, projects.get_setting(SECRET_SETTING) or "")
+        images = ImagesService(
+            settings, projects.get_setting(SECRET_SETTING) or "", blob_store(settings, "images")
+        )
         perception = PerceptionRunner(settings.max_image_pixels)
         uploads = UploadsService(engine, blobs, files, settings.max_file_bytes)
         media = MediaResolver(
@@ -148,6 +157,7 @@ class Container:
             reconciler=Reconciler(file_rows, uploads, blobs, settings.orphan_grace_seconds),
             metrics=metrics,
             blobs=blobs,
+            rate_limits=RateLimitRepository(engine),
         )
         container.metrics.watch(container.engines, lambda: job_counts(engine))
         return container

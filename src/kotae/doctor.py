@@ -116,9 +116,10 @@ def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
             "torch, transformers, peft and gguf installed" if trainer else "pip install kotae",
         )
     )
+    from kotae.providers.blobs.base import blob_store
     from kotae.services.images import NO_MODEL, ImagesService
 
-    image_model = ImagesService(settings, "").model_id()
+    image_model = ImagesService(settings, "", blob_store(settings, "images")).model_id()
     # Not configured is a choice, not a failure: only the image API needs it.
     results.append(("image generation", True, f"model {image_model}" if image_model else NO_MODEL))
     return results

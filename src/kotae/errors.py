@@ -83,6 +83,24 @@ class RateLimited(KotaeError):
     status_code = 429
     error_type = "rate_limit_error"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message, param=param, code=code)
+        self.headers = headers or {}
+
+
+class RequestRateLimited(RateLimited):
+    """A project over its requests per minute: OpenAI's type for it is "requests"."""
+
+    error_type = "requests"
+    default_code = "rate_limit_exceeded"
+
 
 def queue_full(what: str, pending: int) -> RateLimited:
     """The 429 of an embedded engine whose queue holds its limit."""

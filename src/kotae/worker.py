@@ -1,8 +1,10 @@
 """`kotae worker`: the background work without the API. It takes files to ingest and
-fine-tuning jobs from the database under leases, as `kotae serve` does in its own process;
-API replicas started with `kotae serve --no-worker` only write the rows. A worker killed
+fine-tuning jobs and queued background responses from the database under leases, as
+`kotae serve` does in its own process; API replicas started with `kotae serve --no-worker`
+only write the rows. A worker killed
 mid-task leaves its lease to lapse, and another worker (or a restart) takes the task over:
-ingestion replaces the chunks an interrupted try wrote, a training run is failed visibly."""
+ingestion replaces the chunks an interrupted try wrote; a training run or a response that
+had started is failed visibly (it is not safe to run twice)."""
 
 from __future__ import annotations
 
@@ -24,11 +26,21 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     container.vector_stores.start()
     await asyncio.to_thread(container.fine_tuning.start)
-    log.info("worker %s: taking ingestion and fine-tuning work", container.vector_stores.owner)
-    print("kotae: worker started (ingestion, fine-tuning)", flush=True)
+    tasks = [
+        asyncio.create_task(container.responses.keep_leases()),
+        asyncio.create_task(container.responses.serve_queue()),
+    ]
+    log.info(
+        "worker %s: taking ingestion, fine-tuning and background responses",
+        container.vector_stores.owner,
+    )
+    print("kotae: worker started (ingestion, fine-tuning, background responses)", flush=True)
     try:
         await stop.wait()
     finally:
+        for task in tasks:
+            task.cancel()
+        await container.responses.shutdown()
         await container.vector_stores.stop()
         await asyncio.to_thread(container.fine_tuning.stop)
         await container.models.close()

@@ -5,8 +5,6 @@ numbers the client saw and ending with response.failed."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,9 +89,7 @@ def run_until_stored_text(c: OpenAI, stream: Any) -> tuple[str, list[Any]]:
 
 
 def kill_and_restart(srv: Server, data_dir: Path) -> Server:
-    os.kill(srv.proc.pid, signal.SIGKILL)
-    srv.proc.wait()
-    srv._log.close()
+    srv.kill()
     return Server(data_dir, KOTAE_LEASE_SECONDS="2")
 
 

@@ -15,7 +15,16 @@ from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJob
 
 from tests.conftest import FAST_MODEL
-from tests.helpers import Server, alive, assert_stream_grammar, children, new_key, wait_until
+from tests.helpers import (
+    SCALE_OUT,
+    Server,
+    alive,
+    assert_stream_grammar,
+    children,
+    new_key,
+    stored_blobs,
+    wait_until,
+)
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -163,6 +172,31 @@ def test_ft_model_answers_in_responses_and_chat(c: OpenAI, done_job: FineTuningJ
     assert base.output_text != r.output_text
 
 
+def test_examples_and_adapters_live_in_the_blob_store(
+    c: OpenAI, srv: Server, done_job: FineTuningJob, tmp_path: Path
+) -> None:
+    """On S3 a replica that never trained (an empty data dir) answers with the model: its
+    adapter comes from the bucket."""
+    job = done_job.id
+    keys = stored_blobs(srv.env, "fine_tuning")
+    assert f"{job}/examples.json" in keys
+    assert any(k.startswith(f"{job}/") and k.endswith("adapter.gguf") for k in keys)
+    if not SCALE_OUT:
+        return
+    shared = {
+        k: srv.env[k] for k in srv.env if k.startswith(("KOTAE_DATABASE", "KOTAE_S3", "KOTAE_BLOB"))
+    }
+    fresh = Server(tmp_path / "elsewhere", worker=False, **shared)
+    try:
+        there = OpenAI(base_url=fresh.base_url, api_key=c.api_key, max_retries=0)
+        model = done_job.fine_tuned_model
+        assert model is not None
+        r = there.responses.create(model=model, input="Question 3?", max_output_tokens=16)
+        assert r.model == model and r.output_text
+    finally:
+        fresh.stop()
+
+
 def test_another_project_sees_nothing(c: OpenAI, other: OpenAI, done_job: FineTuningJob) -> None:
     model = done_job.fine_tuned_model
     assert model is not None
@@ -267,7 +301,7 @@ def test_cancel_stops_the_job_and_the_next_one_runs(c: OpenAI) -> None:
     assert wait(c, short.id, ("succeeded", "failed")).status == "succeeded"
 
 
-def test_deleted_model_is_gone(c: OpenAI) -> None:
+def test_deleted_model_is_gone(c: OpenAI, srv: Server) -> None:
     job = c.fine_tuning.jobs.create(
         training_file=upload(c, jsonl(examples(10))),
         model=FAST_MODEL,
@@ -278,6 +312,7 @@ def test_deleted_model_is_gone(c: OpenAI) -> None:
     c.responses.create(model=job.fine_tuned_model, input="x", max_output_tokens=16)
     deleted = c.models.delete(job.fine_tuned_model)
     assert deleted.deleted is True
+    assert not [k for k in stored_blobs(srv.env, "fine_tuning") if k.startswith(f"{job.id}/")]
     with pytest.raises(openai.NotFoundError):
         c.responses.create(model=job.fine_tuned_model, input="x")
     assert job.fine_tuned_model not in [m.id for m in c.models.list().data]

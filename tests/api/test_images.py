@@ -16,7 +16,15 @@ from openai import OpenAI
 from PIL import Image
 
 from tests.conftest import FAST_MODEL
-from tests.helpers import Server, assert_stream_grammar, kotae_env, new_key, run_cli
+from tests.helpers import (
+    SCALE_OUT,
+    Server,
+    assert_stream_grammar,
+    kotae_env,
+    new_key,
+    run_cli,
+    stored_blobs,
+)
 from tests.imagegen import build_tiny_pipeline, pipeline_files
 from tests.standins import FakeHub
 
@@ -59,15 +67,33 @@ def png(size: tuple[int, int], colour: tuple[int, ...] = (200, 80, 40)) -> bytes
     return out.getvalue()
 
 
-def test_url_response_downloads_without_a_key_then_expires(c: OpenAI) -> None:
-    r = c.images.generate(prompt="柴犬が宇宙服を着て月面を歩いているイラスト", n=1, size="512x512")
-    url = r.data[0].url
-    assert url is not None and r.data[0].b64_json is None
-    got = httpx.get(url)  # no Authorization header
-    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
-    img = Image.open(io.BytesIO(got.content))
-    assert (img.format, img.size) == ("PNG", (512, 512))
-    assert httpx.get(url.replace("signature=", "signature=0")).status_code == 404
+def test_url_response_downloads_without_a_key_then_expires(
+    c: OpenAI, srv: Server, tmp_path: Path
+) -> None:
+    # Another replica (no image model; its own data dir when the store is S3) opens the
+    # links this one makes: the pictures are in the blob store's images area.
+    shared = {k: v for k, v in srv.env.items() if k.startswith(("KOTAE_DATABASE", "KOTAE_S3"))}
+    shared.update({k: v for k, v in srv.env.items() if k.startswith("KOTAE_BLOB")})
+    other = Server(
+        tmp_path / "b" if SCALE_OUT else srv.data_dir, log_name="b.log", worker=False, **shared
+    )
+    try:
+        r = c.images.generate(
+            prompt="柴犬が宇宙服を着て月面を歩いているイラスト", n=1, size="512x512"
+        )
+        url = r.data[0].url
+        assert url is not None and r.data[0].b64_json is None
+        got = httpx.get(url)  # no Authorization header
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        img = Image.open(io.BytesIO(got.content))
+        assert (img.format, img.size) == ("PNG", (512, 512))
+        assert httpx.get(url.replace("signature=", "signature=0")).status_code == 404
+        name = url.split("/images/files/", 1)[1].split("?", 1)[0]
+        assert any(key.endswith(name) for key in stored_blobs(srv.env, "images"))
+        there = httpx.get(url.replace(f":{srv.port}/", f":{other.port}/"))
+        assert there.status_code == 200 and there.content == got.content
+    finally:
+        other.stop()
     time.sleep(TTL + 1)
     assert httpx.get(url).status_code == 404
 

@@ -6,13 +6,36 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from openai import OpenAI
+import pytest
+import sqlalchemy
+from openai import OpenAI, RateLimitError
 
 from tests.api.test_ingestion_restart import MARKER, lexical_hits, wait_status
-from tests.helpers import Server, kotae_env, new_key, wait_until
+from tests.helpers import (
+    SCALE_OUT,
+    Server,
+    assert_stream_grammar,
+    kotae_env,
+    new_key,
+    state_engine,
+    wait_until,
+)
+
+DONE = ("completed", "incomplete")  # 16 tokens may cut the answer short
+
+
+def stored_chunks(env: dict[str, str], file_id: str) -> int:
+    with state_engine(env).connect() as conn:
+        found = conn.execute(
+            sqlalchemy.text("SELECT count(*) FROM vector_store_chunks WHERE file_id = :f"),
+            {"f": file_id},
+        ).scalar()
+    return int(found or 0)
 
 
 def start_worker(data: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -66,6 +89,10 @@ def test_a_worker_killed_mid_ingestion_leaves_the_file_to_another(tmp_path: Path
         first = start_worker(data, tmp_path / "w1.log", KOTAE_TEST_FAULT="ingest.after_chunks")
         vs = c.vector_stores.create(name="k", file_ids=[f.id])
         assert first.wait(timeout=60) == -signal.SIGKILL  # killed after writing chunks
+        # PostgreSQL + pgvector: chunks, index rows and status commit as one, so the kill
+        # left none. SQLite (a second file for the index): the chunks wait to be replaced.
+        left = stored_chunks(srv.env, f.id)
+        assert left == 0 if SCALE_OUT else left > 0
         second = start_worker(data, tmp_path / "w2.log")
         assert wait_status(c, vs.id, f.id) == "completed"
         chunks = [
@@ -84,4 +111,58 @@ def test_a_worker_killed_mid_ingestion_leaves_the_file_to_another(tmp_path: Path
         if second is not None:
             second.terminate()
             second.wait(timeout=30)
+        srv.stop()
+
+
+def test_background_responses_wait_in_the_queue_for_a_worker(tmp_path: Path) -> None:
+    """A `--no-worker` replica queues background responses: they wait (not failed by the
+    lease sweep) until a worker takes them; the limit on waiting ones is counted in the
+    database; one cancelled while waiting never runs; one whose thread vanished meanwhile
+    fails visibly; a stream opened while waiting follows the worker's run to its end."""
+    data = tmp_path / "data"
+    srv = Server(
+        data,
+        args=["--no-worker"],
+        worker=False,
+        KOTAE_LEASE_SECONDS="2",
+        KOTAE_MAX_WAITING_RESPONSES="3",
+    )
+    worker = None
+    try:
+        c = OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0)
+        ask: dict[str, Any] = {"model": "gpt-4o", "max_output_tokens": 16, "temperature": 0}
+        first = c.responses.create(input="Say hello.", **ask)  # not background: runs here
+        assert first.status in DONE
+        one = c.responses.create(input="Name a colour.", background=True, **ask)
+        two = c.responses.create(input="Name a fruit.", background=True, **ask)
+        follow_up = c.responses.create(
+            input="And another?", previous_response_id=first.id, background=True, **ask
+        )
+        assert {one.status, two.status, follow_up.status} == {"queued"}
+        with pytest.raises(RateLimitError):  # three wait: the fourth is refused
+            c.responses.create(input="Name a city.", background=True, **ask)
+        assert c.responses.cancel(two.id).status == "cancelled"
+        three = c.responses.create(input="Name a city.", background=True, **ask)
+        c.responses.delete(first.id)
+        time.sleep(5)  # over two lease periods with nobody to run them: they wait
+        assert c.responses.retrieve(one.id).status == "queued"
+        followed: list[Any] = []
+        reader = threading.Thread(
+            target=lambda: followed.extend(c.responses.retrieve(one.id, stream=True))
+        )
+        reader.start()
+        worker = start_worker(data, tmp_path / "worker.log")
+        reader.join(timeout=120)
+        assert_stream_grammar(followed)
+        assert followed[-1].response.status in DONE and followed[-1].response.output_text
+        wait_until(lambda: c.responses.retrieve(three.id).status in DONE, 120, "the worker")
+        wait_until(lambda: c.responses.retrieve(follow_up.id).status == "failed", 60, "it to fail")
+        failed = c.responses.retrieve(follow_up.id)
+        assert failed.error is not None and first.id in failed.error.message
+        assert c.responses.retrieve(two.id).status == "cancelled"
+        assert c.responses.retrieve(one.id).output_text == followed[-1].response.output_text
+    finally:
+        if worker is not None:
+            worker.terminate()
+            assert worker.wait(timeout=30) == 0
         srv.stop()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 
 from kotae.container import Container
-from kotae.errors import AuthenticationFailed
+from kotae.errors import AuthenticationFailed, RequestRateLimited
 
 
 async def get_container(request: Request) -> Container:
@@ -47,3 +49,28 @@ async def get_project(request: Request, container: ContainerDep) -> str:
 
 
 ProjectDep = Annotated[str, Depends(get_project)]
+
+
+async def get_metered_project(container: ContainerDep, project: ProjectDep) -> str:
+    """The project, its request counted against `rate_limit_rpm` (the model routes). The
+    count is in the database: the limit holds however many replicas share the load."""
+    limit = container.settings.rate_limit_rpm
+    if limit > 0:
+        now = time.time()
+        used = await anyio.to_thread.run_sync(container.rate_limits.hit, project, int(now // 60))
+        if used > limit:
+            wait = max(1, math.ceil(60 - now % 60))
+            raise RequestRateLimited(
+                f"Rate limit reached for project {project} on requests per min (RPM): "
+                f"Limit {limit}, Used {limit}, Requested 1. Please try again in {wait}s.",
+                headers={
+                    "retry-after": str(wait),
+                    "x-ratelimit-limit-requests": str(limit),
+                    "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": f"{wait}s",
+                },
+            )
+    return project
+
+
+MeteredProjectDep = Annotated[str, Depends(get_metered_project)]

@@ -129,7 +129,8 @@ def _param_path(loc: list[str]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(KotaeError)
     async def _kotae(_: Request, exc: KotaeError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=exc.status_code)
+        headers = getattr(exc, "headers", None)  # a rate limit's retry-after
+        return JSONResponse(error_body(exc), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:

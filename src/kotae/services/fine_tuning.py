@@ -25,6 +25,7 @@ from typing import Any
 
 from kotae.config import Settings
 from kotae.errors import InvalidRequest, KotaeError, NotFound
+from kotae.providers.blobs.base import BlobStore
 from kotae.providers.inference.llama_cpp import FALLBACK_TEMPLATE
 from kotae.schemas.fine_tuning import CreateFineTuningJob
 from kotae.services.files import FilesService
@@ -77,8 +78,14 @@ class FineTuningService:
         files: FilesService,
         registry: ModelRegistry,
         projects: ProjectRepository,
+        artifacts: BlobStore,
     ) -> None:
         self._settings = settings
+        # Examples and adapters: kept in the blob store (S3 when replicas share no disk),
+        # under keys "<job>/..."; the local folder below is their cache and the trainer's.
+        self._artifacts = artifacts
+        self._validating: set[str] = set()
+        self._started = False
         self._repo = repo
         self._files = files
         self._registry = registry
@@ -172,7 +179,8 @@ class FineTuningService:
         await asyncio.to_thread(
             self._repo.insert, row, _event(f"Created fine-tuning job: {new_id}")
         )
-        self._validate_soon(row)
+        if self._started:  # else a worker's scheduler picks it up from the database
+            self._validate_soon(row)
         return body
 
     def _hyperparameters(self, req: CreateFineTuningJob) -> dict[str, Any]:
@@ -278,8 +286,10 @@ class FineTuningService:
         if hit is None:
             return None
         job, adapter = hit
-        path = Path(adapter)
-        return (job["spec"]["base_id"], path) if path.is_file() else None
+        if not adapter:
+            return None
+        path = self._fetch(adapter)
+        return (job["spec"]["base_id"], path) if path is not None else None
 
     def models(self, project_id: str) -> list[dict[str, Any]]:
         return [
@@ -301,13 +311,52 @@ class FineTuningService:
                 code="model_not_found",
             )
         await self._registry.forget_fine_tuned(model)
-        await asyncio.to_thread(shutil.rmtree, self._root / row["id"], True)
+        await asyncio.to_thread(self._forget_artifacts, row["id"])
         return {"id": model, "object": "model", "deleted": True}
 
     # -- scheduler ---------------------------------------------------------------------------
 
+    # -- artifacts: examples and adapters in the blob store, cached on this disk -------------
+
+    def _keep(self, path: Path) -> str:
+        """A file the trainer wrote under the local folder, into the store; its key."""
+        key = path.relative_to(self._root).as_posix()
+        if self._artifacts.local_path(key) != path.resolve():
+            with open(path, "rb") as source:
+                self._artifacts.put(key, source, path.stat().st_size)
+        return key
+
+    def _fetch(self, key: str) -> Path | None:
+        """A stored artifact as a local file (downloaded once into the cache); None if gone."""
+        if Path(key).is_absolute():  # a job trained before artifacts went to the store
+            return Path(key) if Path(key).is_file() else None
+        local = self._artifacts.local_path(key)
+        if local is not None:
+            return local if local.is_file() else None
+        path = self._root / key
+        if not path.is_file():
+            if not self._artifacts.exists(key):
+                return None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+            with open(tmp, "wb") as out:
+                for chunk in self._artifacts.read(key):
+                    out.write(chunk)
+            tmp.replace(path)
+        return path
+
+    def _forget_artifacts(self, job: str) -> None:
+        shutil.rmtree(self._root / job, True)  # the cache (and, on local disk, the store)
+        for key, _ in list(self._artifacts.listing()):
+            if key.startswith(f"{job}/"):
+                self._artifacts.delete(key)
+
     def _validate_soon(self, row: dict[str, Any]) -> None:
-        """Files are checked at once, in their own thread: not behind a job that trains."""
+        """Files are checked at once, in their own thread: not behind a job that trains.
+        Validation is safe to repeat: two workers may both check a job, one writes it."""
+        if row["id"] in self._validating:
+            return
+        self._validating.add(row["id"])
 
         def run() -> None:
             try:
@@ -315,17 +364,31 @@ class FineTuningService:
             except Exception as exc:
                 log.exception("validating fine-tuning job %s failed", row["id"])
                 self._fail(row["id"], "internal_error", f"{type(exc).__name__}: {exc}")
+            finally:
+                self._validating.discard(row["id"])
             self._wake.set()
 
         threading.Thread(target=run, name=f"validate-{row['id']}", daemon=True).start()
 
     def start(self) -> None:
+        self._started = True
         self._fail_lapsed()
-        for row in self._repo.with_status(("validating_files",)):
-            self._validate_soon(row)
         self._thread = threading.Thread(target=self._loop, name="fine-tuning", daemon=True)
         self._thread.start()
         threading.Thread(target=self._keep_leases, name="fine-tuning-leases", daemon=True).start()
+        threading.Thread(target=self._find_new, name="fine-tuning-new", daemon=True).start()
+
+    def _find_new(self) -> None:
+        """Jobs to validate that an API replica (`serve --no-worker`) created or a restart
+        left, found every second: not behind a job that trains."""
+        while True:
+            try:
+                for row in self._repo.with_status(("validating_files",)):
+                    self._validate_soon(row)
+            except Exception:
+                log.exception("looking for fine-tuning jobs to validate failed")
+            if self._stopping.wait(1.0):
+                return
 
     def _fail_lapsed(self) -> None:
         for row in self._repo.lapsed_running():
@@ -415,15 +478,13 @@ class FineTuningService:
             "hyperparameters": hp,
             "method": {"type": method, method: {"hyperparameters": hp}},
         }
-        # The examples go to a file beside the job, not into its row.
-        path = self._root / row["id"] / "examples.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {"train": examples["training_file"], "valid": examples.get("validation_file")}
-            )
-        )
-        spec = {**row["spec"], "examples_path": str(path), "hyperparameters": hp}
+        # The examples go to the blob store beside the job's adapters, not into its row.
+        data = json.dumps(
+            {"train": examples["training_file"], "valid": examples.get("validation_file")}
+        ).encode()
+        key = f"{row['id']}/examples.json"
+        self._artifacts.put(key, io.BytesIO(data), len(data))
+        spec = {**row["spec"], "examples_key": key, "hyperparameters": hp}
         events.append(_event("Files validated, moving job to queued state"))
         self._repo.update(row["id"], body, events=events, only_if=("validating_files",), spec=spec)
 
@@ -443,7 +504,12 @@ class FineTuningService:
         out = self._root / job
         out.mkdir(parents=True, exist_ok=True)
         spec = dict(row["spec"])
+        examples = self._fetch(spec["examples_key"])
+        if examples is None:
+            self._fail(job, "invalid_file", "The job's validated examples are gone.")
+            return
         spec.update(
+            examples_path=str(examples),
             seed=body["seed"],
             out_dir=str(out),
             hf_dir=str(self._settings.data_dir / "hf" / spec["base_id"]),
@@ -578,13 +644,16 @@ class FineTuningService:
                 {
                     "id": checkpoint["id"],
                     "model": model,
-                    "path": str(Path(event["path"]) / "adapter.gguf"),
+                    "path": self._keep(Path(event["path"]) / "adapter.gguf"),
                     "data": checkpoint,
                 },
             )
             # The trainer keeps the last three epochs' adapters on disk; so does the list.
-            kept = [c["id"] for c in self._repo.checkpoints(job)[:3]]
-            self._repo.drop_checkpoints(job, kept)
+            checkpoints = self._repo.checkpoints(job)
+            self._repo.drop_checkpoints(job, [c["id"] for c in checkpoints[:3]])
+            for dropped in checkpoints[3:]:
+                if not Path(dropped["path"]).is_absolute():
+                    self._artifacts.delete(dropped["path"])
             self._repo.add_events(job, [_event(f"Checkpoint created at step {step}")])
 
     def _succeed(
@@ -618,7 +687,7 @@ class FineTuningService:
             trained_tokens=outcome["trained_tokens"],
             result_files=[result.id],
         )
-        spec = {**row["spec"], "adapter_path": str(Path(outcome["path"]) / "adapter.gguf")}
+        spec = {**row["spec"], "adapter_path": self._keep(Path(outcome["path"]) / "adapter.gguf")}
         self._repo.update(
             job,
             body,

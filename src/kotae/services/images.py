@@ -16,6 +16,7 @@ from PIL import Image
 
 from kotae.config import Settings
 from kotae.errors import InvalidRequest, NotFound
+from kotae.providers.blobs.base import BlobStore
 from kotae.providers.images.base import ImageBackend, ImageJob, PartialCallback
 from kotae.services.models import resolve_path
 
@@ -37,9 +38,9 @@ def is_image_alias(name: str) -> bool:
 
 
 class ImagesService:
-    def __init__(self, settings: Settings, secret: str) -> None:
+    def __init__(self, settings: Settings, secret: str, blobs: BlobStore) -> None:
         self._settings = settings
-        self._dir = settings.data_dir / "images"
+        self._blobs = blobs  # the images area: shared by replicas when it is S3
         self._secret = secret.encode()
         self._backend: ImageBackend | None = None
 
@@ -178,33 +179,29 @@ class ImagesService:
     def _store(self, data: bytes, fmt: str, base_url: str) -> str:
         expires = int(time.time()) + self._settings.image_url_ttl_seconds
         name = f"img-{secrets.token_urlsafe(18)}.{fmt}"
-        self._dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._dir / f".{name}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(self._dir / f"{expires}-{name}")
+        self._blobs.put(f"{expires}-{name}", io.BytesIO(data), len(data))
         sig = self._sign(name, expires)
         return f"{base_url.rstrip('/')}/images/files/{name}?expires={expires}&signature={sig}"
 
     def _sign(self, name: str, expires: int) -> str:
         return hmac.new(self._secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()
 
-    def open_signed(self, name: str, expires: int, signature: str) -> Path:
-        """The stored picture, if the link is genuine and not expired; else not found."""
+    def open_signed(self, name: str, expires: int, signature: str) -> bytes:
+        """The stored picture, if the link is genuine and not expired; else not found. Any
+        replica answers it: the key and the pictures are shared."""
         good = hmac.compare_digest(self._sign(name, expires), signature)
-        path = self._dir / f"{expires}-{name}"
-        if not good or expires < time.time() or "/" in name or not path.is_file():
+        key = f"{expires}-{name}"
+        if not good or expires < time.time() or "/" in name or not self._blobs.exists(key):
             raise NotFound("This image link is invalid or has expired.")
-        return path
+        return self._blobs.read_all(key)
 
     def purge_expired(self) -> int:
-        if not self._dir.is_dir():
-            return 0
         now = time.time()
         removed = 0
-        for path in self._dir.iterdir():
-            stamp = path.name.split("-", 1)[0]
+        for key, _ in list(self._blobs.listing()):
+            stamp = key.split("-", 1)[0]
             if stamp.isdigit() and int(stamp) < now:
-                path.unlink(missing_ok=True)
+                self._blobs.delete(key)
                 removed += 1
         return removed
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -50,6 +52,16 @@ def migrate(engine: Engine) -> None:
             conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def within(engine: Engine, conn: Connection | None) -> Iterator[Connection]:
+    """The caller's transaction when it gives one, else a new one committed at the end."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.begin() as own:
+        yield own
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -55,12 +55,24 @@ class StoredResponse(Base):
     created_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Cancel asked on a replica that does not run it: its owner stops it.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A background request waiting for a worker (JSON text); cleared when one claims it.
+    request: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         Index("ix_responses_project_expires", "project_id", "expires_at"),
         Index("ix_responses_project_created", "project_id", "created_at"),
         Index("ix_responses_status_lease", "status", "lease_expires_at"),
     )
+
+
+class RateWindow(Base):
+    """Requests a project made in one minute (for `rate_limit_rpm`, across replicas)."""
+
+    __tablename__ = "rate_windows"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
 
 
 class ResponseEvent(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from kotae.api.deps import ContainerDep, ProjectDep
+from kotae.api.deps import ContainerDep, MeteredProjectDep
 from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.sse import sse_response
 from kotae.providers.inference.base import CancelToken
@@ -16,7 +16,10 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
 @router.post("/completions")
 async def create_chat_completion(
-    req: CreateChatCompletion, request: Request, container: ContainerDep, project_id: ProjectDep
+    req: CreateChatCompletion,
+    request: Request,
+    container: ContainerDep,
+    project_id: MeteredProjectDep,
 ) -> Response:
     service = container.chat_completions
     backend, chat, model = await service.prepare(project_id, req)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from PIL import Image
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from kotae.api.deps import ContainerDep, ProjectDep
+from kotae.api.deps import ContainerDep, MeteredProjectDep
 from kotae.errors import InvalidRequest, invalid_from
 from kotae.providers.vision.perception import open_image
 from kotae.schemas.images import CreateImage, EditImage, ImageVariation
@@ -25,7 +26,9 @@ def _base(request: Request) -> str:
 
 
 @router.post("/generations")
-async def create_image(req: CreateImage, request: Request, c: ContainerDep, _: ProjectDep) -> Any:
+async def create_image(
+    req: CreateImage, request: Request, c: ContainerDep, _: MeteredProjectDep
+) -> Any:
     if req.stream:
         raise InvalidRequest(
             "Streamed image generation is not supported by this server; use the "
@@ -68,7 +71,7 @@ def _edit_mask(mask: Image.Image, image: Image.Image) -> Image.Image:
 
 
 @router.post("/edits")
-async def edit_image(request: Request, c: ContainerDep, _: ProjectDep) -> Any:
+async def edit_image(request: Request, c: ContainerDep, _: MeteredProjectDep) -> Any:
     fields, files, mask_file = await _form(request)
     try:
         options = EditImage.model_validate(fields, strict=False)
@@ -86,7 +89,7 @@ async def edit_image(request: Request, c: ContainerDep, _: ProjectDep) -> Any:
 
 
 @router.post("/variations")
-async def image_variation(request: Request, c: ContainerDep, _: ProjectDep) -> Any:
+async def image_variation(request: Request, c: ContainerDep, _: MeteredProjectDep) -> Any:
     fields, files, _mask = await _form(request)
     try:
         options = ImageVariation.model_validate(fields, strict=False)
@@ -101,5 +104,5 @@ async def image_variation(request: Request, c: ContainerDep, _: ProjectDep) -> A
 @router.get("/files/{name}", include_in_schema=False)
 async def image_file(name: str, expires: int, signature: str, c: ContainerDep) -> Any:
     """No API key: the signed link is the credential, as OpenAI's temporary URLs are."""
-    path = c.images.open_signed(name, expires, signature)
-    return FileResponse(path, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "image/png"))
+    data = await asyncio.to_thread(c.images.open_signed, name, expires, signature)
+    return Response(data, media_type=MEDIA.get(name.rsplit(".", 1)[-1], "image/png"))

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from kotae.api.deps import ContainerDep, ProjectDep
+from kotae.api.deps import ContainerDep, MeteredProjectDep, ProjectDep
 from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.pagination import Order, check_limit, page
 from kotae.api.params import Includes, Limit, ResponseId
@@ -28,10 +28,15 @@ def _json(model: Any) -> Response:
 
 @router.post("")
 async def create_response(
-    req: CreateResponse, request: Request, container: ContainerDep, project: ProjectDep
+    req: CreateResponse, request: Request, container: ContainerDep, project: MeteredProjectDep
 ) -> Response:
     service = container.responses
     prepared = await service.prepare(project, req)
+    if req.background and not container.settings.run_worker:
+        await service.enqueue(prepared)  # a worker runs it; followed from the store
+        if req.stream:
+            return sse_response(service.replay(project, prepared.response.id, None))
+        return _json(prepared.response)
     if req.background:
         run = await service.start_background(prepared)
         if req.stream:
@@ -45,7 +50,7 @@ async def create_response(
 
 @router.post("/compact")
 async def compact_response(
-    req: CompactResponse, container: ContainerDep, project: ProjectDep
+    req: CompactResponse, container: ContainerDep, project: MeteredProjectDep
 ) -> JSONResponse:
     return JSONResponse(await container.responses.compact(project, req))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
@@ -27,18 +28,28 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def local_path(self, key: str) -> Path | None:
+        """Where the blob is on this machine's disk, for a store that keeps it there."""
+        ...
+
     def check(self) -> str:
         """ "ok, N GB free" when a blob can be written and removed; else why not (raises)."""
         ...
 
 
-def blob_store(settings: Settings) -> BlobStore:
-    """The store the settings name: `s3://bucket/prefix`, else files under the data dir."""
+AREAS = ("files", "images", "fine_tuning")
+
+
+def blob_store(settings: Settings, area: str = "files") -> BlobStore:
+    """One area of the store the settings name: `s3://bucket/prefix/AREA`, else the folder
+    AREA under the data dir. Areas: uploaded files and parts, generated images (behind
+    signed URLs), fine-tuning examples and adapters."""
+    assert area in AREAS
     if settings.blob_url:
         from kotae.providers.blobs.s3 import S3BlobStore
 
         return S3BlobStore(
-            settings.blob_url,
+            f"{settings.blob_url.rstrip('/')}/{area}",
             endpoint_url=settings.s3_endpoint_url,
             access_key_id=settings.s3_access_key_id,
             secret_access_key=settings.s3_secret_access_key,
@@ -46,4 +57,4 @@ def blob_store(settings: Settings) -> BlobStore:
         )
     from kotae.providers.blobs.local import LocalBlobStore
 
-    return LocalBlobStore(settings.data_dir / "files")
+    return LocalBlobStore(settings.data_dir / area)

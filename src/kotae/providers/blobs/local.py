@@ -67,6 +67,9 @@ class LocalBlobStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
     def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         with open(self._path(key), "rb") as f:
             while chunk := f.read(chunk_size):

@@ -110,6 +110,9 @@ class S3BlobStore:
             raise
         return True
 
+    def local_path(self, key: str) -> None:
+        return None
+
     def check(self) -> str:
         import io
 

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import Connection
 
 
 @dataclass
@@ -17,9 +18,19 @@ class IndexedChunk:
 
 
 class VectorIndex(Protocol):
-    def add(self, store_id: str, file_id: str, chunks: list[IndexedChunk]) -> None: ...
+    # Whether the index lives in the state database (pgvector): ingestion then writes the
+    # chunks, their index rows and the file's status in one transaction, passed as `conn`.
+    in_state_db: bool
 
-    def delete_chunks(self, chunk_ids: list[int]) -> None: ...
+    def add(
+        self,
+        store_id: str,
+        file_id: str,
+        chunks: list[IndexedChunk],
+        conn: Connection | None = None,
+    ) -> None: ...
+
+    def delete_chunks(self, chunk_ids: list[int], conn: Connection | None = None) -> None: ...
 
     def has_chunk(self, chunk_id: int) -> bool:
         """Whether this chunk is indexed (a file's chunks are added all at once)."""

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from kotae.providers.vector_index.base import IndexedChunk
-from kotae.storage.engine import SCHEMA_LOCK
+from kotae.storage.engine import SCHEMA_LOCK, within
 
 MAX_TERMS = 64  # of a query
 MAX_POSITIONS = 64  # kept a term a chunk (tf saturates long before)
@@ -78,10 +78,18 @@ class PgVectorIndex:
                 text("CREATE INDEX IF NOT EXISTS vs_terms_gin ON vs_terms USING gin (terms)")
             )
 
-    def add(self, store_id: str, file_id: str, chunks: list[IndexedChunk]) -> None:
+    in_state_db = True
+
+    def add(
+        self,
+        store_id: str,
+        file_id: str,
+        chunks: list[IndexedChunk],
+        conn: Connection | None = None,
+    ) -> None:
         if not chunks:
             return
-        with self._engine.begin() as conn:
+        with within(self._engine, conn) as conn:
             conn.execute(
                 text(
                     f"INSERT INTO {self._vectors} (chunk_id, store_id, embedding) "
@@ -107,10 +115,10 @@ class PgVectorIndex:
                 ],
             )
 
-    def delete_chunks(self, chunk_ids: list[int]) -> None:
+    def delete_chunks(self, chunk_ids: list[int], conn: Connection | None = None) -> None:
         if not chunk_ids:
             return
-        with self._engine.begin() as conn:
+        with within(self._engine, conn) as conn:
             for table in (self._vectors, "vs_terms"):
                 conn.execute(
                     text(f"DELETE FROM {table} WHERE chunk_id = ANY(:ids)"), {"ids": chunk_ids}

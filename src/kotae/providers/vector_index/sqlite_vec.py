@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import Connection
 
 from kotae.providers.vector_index.base import IndexedChunk
 
@@ -43,7 +44,15 @@ class SqliteVecIndex:
             "CREATE VIRTUAL TABLE IF NOT EXISTS vs_terms_vocab USING fts5vocab(vs_terms, 'row')"
         )
 
-    def add(self, store_id: str, file_id: str, chunks: list[IndexedChunk]) -> None:
+    in_state_db = False  # its own file: `conn` (the state database's) is never given
+
+    def add(
+        self,
+        store_id: str,
+        file_id: str,
+        chunks: list[IndexedChunk],
+        conn: Connection | None = None,
+    ) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -60,7 +69,7 @@ class SqliteVecIndex:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def delete_chunks(self, chunk_ids: list[int]) -> None:
+    def delete_chunks(self, chunk_ids: list[int], conn: Connection | None = None) -> None:
         if not chunk_ids:
             return
         with self._lock:

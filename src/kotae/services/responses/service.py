@@ -27,7 +27,14 @@ from openai.types.responses.response import Conversation as ResponseConversation
 
 from kotae import ids
 from kotae.config import Settings
-from kotae.errors import InvalidRequest, KotaeError, NotFound, refuse_unknown
+from kotae.errors import (
+    InvalidRequest,
+    KotaeError,
+    NotFound,
+    RateLimited,
+    queue_full,
+    refuse_unknown,
+)
 from kotae.net.fetch import Fetcher
 from kotae.ops.metrics import Metrics
 from kotae.providers.inference.base import (
@@ -632,8 +639,69 @@ class ResponsesService:
                     await asyncio.to_thread(self._repo.update_body, p.project_id, body)
             yield event
 
+    async def enqueue(self, p: Prepared) -> None:
+        """A background response for a worker (this replica runs `--no-worker`): its row,
+        queued with its request, which a worker takes (`serve_queue`). The limit on waiting
+        ones holds across replicas: it is counted in the database."""
+        waiting = await asyncio.to_thread(self._repo.waiting)
+        if waiting >= self._settings.max_waiting_responses:
+            raise queue_full("The background response queue", waiting)
+        body = p.response.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        request = p.request.model_dump_json(exclude_unset=True, by_alias=True)
+        await asyncio.to_thread(
+            lambda: self._repo.save(
+                p.project_id,
+                body,
+                p.new_items,
+                self._settings.response_ttl_seconds,
+                request=request,
+            )
+        )
+
+    async def serve_queue(self) -> None:
+        """Forever: take background responses that API replicas queued, while this process
+        has room for them (`worker_responses`), and run them as if they were made here."""
+        while True:
+            taken = None
+            try:
+                running = sum(1 for run in self._background.values() if not run.done)
+                if running < self._settings.worker_responses:
+                    taken = await asyncio.to_thread(
+                        self._repo.claim, self.owner, self._settings.lease_seconds
+                    )
+                if taken is not None:
+                    await self._start_taken(*taken)
+            except Exception:
+                log.exception("taking a queued background response failed")
+            if taken is None:
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+    async def _start_taken(self, project_id: str, response_id: str, request: str) -> None:
+        stored = await asyncio.to_thread(self._repo.get, project_id, response_id)
+        if stored is None:  # deleted (or expired) meanwhile
+            return
+        try:
+            p = await self.prepare(project_id, CreateResponse.model_validate_json(request))
+        except RateLimited:  # no room in this process's engine now: back in the queue
+            await asyncio.to_thread(self._repo.unclaim, response_id, self.owner, request)
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+            return
+        except Exception as exc:  # what changed since it was queued (a deleted thread...)
+            message = exc.message if isinstance(exc, KotaeError) else "The server failed."
+            if not isinstance(exc, KotaeError):
+                log.exception("preparing queued response %s failed", response_id)
+            body = {**stored, "status": "failed"}
+            body["error"] = {"code": "server_error", "message": message}
+            await asyncio.to_thread(self._repo.fail, project_id, response_id, body)
+            return
+        # The same response the replica answered with: its id, time and input items.
+        p.response.id, p.response.created_at = response_id, stored["created_at"]
+        p.saved = True
+        await self.start_background(p)
+
     async def start_background(self, p: Prepared) -> BackgroundRun:
-        await self._save_running(p)
+        if not p.saved:
+            await self._save_running(p)
         reserve = getattr(p.backend, "reserve", None)
         release = reserve() if reserve is not None else None
         run = BackgroundRun(cancel=CancelToken())
@@ -742,8 +810,12 @@ class ResponsesService:
             if run.task is not None:
                 await asyncio.wait({run.task}, timeout=30)
             return await self.retrieve(project_id, response_id)
+        if response.status == "queued" and await asyncio.to_thread(
+            self._repo.cancel_waiting, project_id, response_id
+        ):  # no worker had taken it yet
+            return await self.retrieve(project_id, response_id)
         if response.status in ("queued", "in_progress"):
-            # Another replica runs it: flag it for that one, and wait for it to stop.
+            # Another process runs it: flag it for that one, and wait for it to stop.
             await asyncio.to_thread(self._repo.request_cancel, project_id, response_id)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

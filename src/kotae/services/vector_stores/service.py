@@ -533,9 +533,13 @@ class VectorStoresService:
         except Exception as exc:
             self._fail(store_id, file_id, "server_error", f"Ingestion failed: {exc}")
             raise
-        # The order that survives a kill anywhere: chunks (replacing an interrupted try's),
-        # then the index, then "completed" last. Killed before the end, the file is still in
-        # progress and is ingested again at start.
+        usage = sum(len(t.encode()) for t in texts)
+        if self._index.in_state_db:
+            self._commit_at_once(store_id, file_id, texts, vectors, usage)
+            return
+        # Two databases (SQLite + sqlite-vec's own file), so the order that survives a kill
+        # anywhere: chunks (replacing an interrupted try's), then the index, then "completed"
+        # last. Killed before the end, the file is still in progress and is ingested again.
         replaced = self._repo.replace_chunks(store_id, file_id, texts)
         if replaced is None:
             return  # removed or cancelled meanwhile
@@ -557,9 +561,46 @@ class VectorStoresService:
             self._fail(store_id, file_id, "server_error", f"Indexing failed: {exc}")
             raise
         faults.point("ingest.after_index")
-        if not self._repo.complete_file(store_id, file_id, sum(len(t.encode()) for t in texts)):
+        if not self._repo.complete_file(store_id, file_id, usage):
             self._index.delete_chunks(chunk_ids)  # removed or cancelled meanwhile
             self._repo.clear_chunks(store_id, file_id)
+
+    def _commit_at_once(
+        self,
+        store_id: str,
+        file_id: str,
+        texts: list[str],
+        vectors: Any,
+        usage: int,
+    ) -> None:
+        """The index in the state database (pgvector): chunks, index rows and "completed" in
+        one transaction. Killed or failing anywhere before the commit, nothing of this try
+        is visible and the file is still in progress (ingested again)."""
+        try:
+            with self._repo.transaction() as conn:
+                replaced = self._repo.replace_chunks(store_id, file_id, texts, conn)
+                if replaced is None:
+                    return  # removed or cancelled meanwhile
+                chunk_ids, old_ids = replaced
+                faults.point("ingest.after_chunks")
+                self._index.delete_chunks(old_ids, conn)
+                self._index.add(
+                    store_id,
+                    file_id,
+                    [
+                        IndexedChunk(cid, lexical_terms(t), v)
+                        for cid, t, v in zip(chunk_ids, texts, vectors, strict=True)
+                    ],
+                    conn,
+                )
+                faults.point("ingest.after_index")
+                if not self._repo.complete_file(store_id, file_id, usage, conn):
+                    raise _Gone  # removed or cancelled meanwhile: roll back
+        except _Gone:
+            return
+        except Exception as exc:
+            self._fail(store_id, file_id, "server_error", f"Indexing failed: {exc}")
+            raise
 
     def _fail(self, store_id: str, file_id: str, code: str, message: str) -> None:
         self._repo.update_file(
@@ -572,6 +613,10 @@ class VectorStoresService:
                 "lease_expires_at": None,
             },
         )
+
+
+class _Gone(Exception):
+    """The file left the store while it was ingested: its transaction rolls back."""
 
 
 def _counts(counts: dict[str, int]) -> dict[str, int]:

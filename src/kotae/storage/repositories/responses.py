@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, delete, literal, select, update
+from sqlalchemy import Connection, Engine, Table, delete, func, literal, select, update
 from sqlalchemy.orm import aliased
 
 from kotae.storage.orm import (
@@ -70,8 +70,10 @@ class ResponseRepository:
         *,
         owner: str | None = None,
         lease_seconds: int = 0,
+        request: str | None = None,
     ) -> None:
-        """`owner` and a lease for a response saved while it runs."""
+        """`owner` and a lease for a response saved while it runs; `request` (its JSON) for
+        a background one that waits for a worker."""
         stamp = time.time_ns()
         now = stamp // 10**9
         with self._engine.begin() as conn:
@@ -90,6 +92,7 @@ class ResponseRepository:
                     "owner": owner,
                     "lease_expires_at": now + lease_seconds if owner else None,
                     "created_ns": stamp,
+                    "request": request,
                 },
             )
             _store_output(conn, body)
@@ -349,47 +352,100 @@ class ResponseRepository:
 
     def fail_lapsed(self, reason: str) -> int:
         """Running responses whose owner stopped renewing (it died) end as failed, with the
-        output they had; a background one's stream gets its terminal event."""
+        output they had; a background one's stream gets its terminal event. Those waiting
+        for a worker (`request` kept, no owner yet) are not lapsed: nobody has taken them."""
         now = int(time.time())
         lapsed = (RESPONSES.c.lease_expires_at.is_(None)) | (RESPONSES.c.lease_expires_at < now)
         with self._engine.begin() as conn:
             rows = conn.execute(
                 select(RESPONSES.c.id, RESPONSES.c.body, RESPONSES.c.background).where(
-                    RESPONSES.c.status.in_(RUNNING), lapsed
+                    RESPONSES.c.status.in_(RUNNING), RESPONSES.c.request.is_(None), lapsed
                 )
             ).all()
             for row in rows:
                 body = dict(row.body)
                 body["status"] = "failed"
                 body["error"] = {"code": "server_error", "message": reason}
-                conn.execute(
-                    update(RESPONSES)
-                    .where(RESPONSES.c.id == row.id, RESPONSES.c.status.in_(RUNNING))
-                    .values(body=body, status="failed", owner=None, lease_expires_at=None)
-                )
-                if row.background:
-                    last = conn.execute(
-                        select(EVENTS.c.seq)
-                        .where(EVENTS.c.response_id == row.id)
-                        .order_by(EVENTS.c.seq.desc())
-                        .limit(1)
-                    ).scalar()
-                    seq = -1 if last is None else int(last)
-                    event = {
-                        "type": "response.failed",
-                        "sequence_number": seq + 1,
-                        "response": body,
-                    }
-                    conn.execute(
-                        EVENTS.insert(),
-                        {
-                            "response_id": row.id,
-                            "seq": seq + 1,
-                            "type": "response.failed",
-                            "data": json.dumps(event),
-                        },
-                    )
+                _end(conn, row.id, body, "response.failed" if row.background else None)
             return len(rows)
+
+    # -- the queue of background responses for workers ------------------------------------------
+
+    def waiting(self) -> int:
+        """Background responses that wait for a worker, on every replica."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(func.count())
+                .select_from(RESPONSES)
+                .where(RESPONSES.c.request.is_not(None), RESPONSES.c.status == "queued")
+            ).scalar()
+        return int(found or 0)
+
+    def claim(self, owner: str, lease_seconds: int) -> tuple[str, str, str] | None:
+        """The oldest waiting background response, taken by `owner` under a lease:
+        (project id, response id, request JSON). Two workers never take the same one: the
+        update only matches while the row is unclaimed."""
+        for _ in range(5):
+            with self._engine.begin() as conn:
+                row = conn.execute(
+                    select(RESPONSES.c.id, RESPONSES.c.project_id, RESPONSES.c.request)
+                    .where(RESPONSES.c.request.is_not(None), RESPONSES.c.status == "queued")
+                    .order_by(RESPONSES.c.created_ns)
+                    .limit(1)
+                ).first()
+                if row is None:
+                    return None
+                taken = conn.execute(
+                    update(RESPONSES)
+                    .where(RESPONSES.c.id == row.id, RESPONSES.c.request.is_not(None))
+                    .values(
+                        owner=owner,
+                        lease_expires_at=int(time.time()) + lease_seconds,
+                        request=None,
+                    )
+                )
+                if _rowcount(taken) == 1:
+                    return str(row.project_id), str(row.id), str(row.request)
+        return None
+
+    def unclaim(self, response_id: str, owner: str, request: str) -> None:
+        """Back in the queue, untouched (this worker had no room for it after all)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(RESPONSES)
+                .where(RESPONSES.c.id == response_id, RESPONSES.c.owner == owner)
+                .values(owner=None, lease_expires_at=None, request=request)
+            )
+
+    def cancel_waiting(self, project_id: str, response_id: str) -> bool:
+        """A waiting response cancelled before any worker took it."""
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                select(RESPONSES.c.body).where(
+                    RESPONSES.c.id == response_id,
+                    RESPONSES.c.project_id == project_id,
+                    RESPONSES.c.request.is_not(None),
+                )
+            ).first()
+            if row is None:
+                return False
+            result = conn.execute(
+                update(RESPONSES)
+                .where(RESPONSES.c.id == response_id, RESPONSES.c.request.is_not(None))
+                .values(body={**row.body, "status": "cancelled"}, status="cancelled", request=None)
+            )
+        return _rowcount(result) == 1
+
+    def fail(self, project_id: str, response_id: str, body: dict[str, Any]) -> None:
+        """A taken background response that could not start: failed, its stream ended."""
+        with self._engine.begin() as conn:
+            owned = conn.execute(
+                select(RESPONSES.c.id).where(
+                    RESPONSES.c.id == response_id, RESPONSES.c.project_id == project_id
+                )
+            ).first()
+            if owned is not None:
+                _end(conn, response_id, body, "response.failed")
 
     def purge_expired(self) -> int:
         now = int(time.time())
@@ -405,6 +461,30 @@ class ResponseRepository:
 def _rowcount(result: object) -> int:
     # DML results carry rowcount; SQLAlchemy's generic Result type does not say so.
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _end(conn: Connection, response_id: str, body: dict[str, Any], event: str | None) -> None:
+    """A running response ended as `body` says; `event` (its stream's last) is stored with
+    the next number when it streams to followers."""
+    conn.execute(
+        update(RESPONSES)
+        .where(RESPONSES.c.id == response_id, RESPONSES.c.status.in_(RUNNING))
+        .values(body=body, status=body["status"], owner=None, lease_expires_at=None)
+    )
+    if event is None:
+        return
+    last = conn.execute(
+        select(EVENTS.c.seq)
+        .where(EVENTS.c.response_id == response_id)
+        .order_by(EVENTS.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    seq = -1 if last is None else int(last)
+    data = {"type": event, "sequence_number": seq + 1, "response": body}
+    conn.execute(
+        EVENTS.insert(),
+        {"response_id": response_id, "seq": seq + 1, "type": event, "data": json.dumps(data)},
+    )
 
 
 def _store_output(conn: Connection, body: dict[str, Any]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 
 from kotae.storage import leases
+from kotae.storage.engine import within
 from kotae.storage.orm import (
     VectorStore,
     VectorStoreChunk,
@@ -23,6 +25,10 @@ CHUNKS = cast(Table, VectorStoreChunk.__table__)
 class VectorStoreRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One transaction for several writes (ingestion on PostgreSQL + pgvector)."""
+        return self._engine.begin()
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -121,12 +127,12 @@ class VectorStoreRepository:
             )
 
     def replace_chunks(
-        self, store_id: str, file_id: str, texts: list[str]
+        self, store_id: str, file_id: str, texts: list[str], conn: Connection | None = None
     ) -> tuple[list[int], list[int]] | None:
         """A file's chunks, replacing any an interrupted ingestion left (so ingesting again
         is safe). The file stays in progress: it is completed only once the index has the
         chunks. None when it was removed or cancelled meanwhile; else (new ids, old ids)."""
-        with self._engine.begin() as conn:
+        with within(self._engine, conn) as conn:
             status = conn.execute(
                 select(FILES.c.status).where(
                     FILES.c.store_id == store_id, FILES.c.file_id == file_id
@@ -147,10 +153,12 @@ class VectorStoreRepository:
                 ids.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
         return ids, old
 
-    def complete_file(self, store_id: str, file_id: str, usage_bytes: int) -> bool:
+    def complete_file(
+        self, store_id: str, file_id: str, usage_bytes: int, conn: Connection | None = None
+    ) -> bool:
         """Marks an ingested file completed (the last write: search finds it from now on);
         False when it was removed or cancelled meanwhile."""
-        with self._engine.begin() as conn:
+        with within(self._engine, conn) as conn:
             result = conn.execute(
                 update(FILES)
                 .where(
