@@ -58,18 +58,21 @@ def create_app(
         # What a crash left between the database and the blobs, before the first request.
         await anyio.to_thread.run_sync(built.reconciler.repair)
         built.models.warm_up(settings.default_model)
-        queue = None
+        queues: list[asyncio.Task[None]] = []
         if settings.run_worker:  # else `kotae worker` processes take the work from the DB
             built.vector_stores.start()
             await anyio.to_thread.run_sync(built.fine_tuning.start)
-            queue = asyncio.create_task(built.responses.serve_queue())
+            queues = [
+                asyncio.create_task(built.responses.serve_queue()),
+                asyncio.create_task(built.images.serve_queue()),
+            ]
         purge = asyncio.create_task(_purge_forever(built))
         try:
             yield
         finally:
             purge.cancel()
             leases.cancel()
-            if queue is not None:
+            for queue in queues:
                 queue.cancel()
             if settings.run_worker:
                 await built.vector_stores.stop()

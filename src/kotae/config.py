@@ -272,7 +272,9 @@ class Settings(BaseSettings):
         default=20, description="Diffusion steps at quality high (medium: half, low: a quarter)."
     )
     max_queued_images: int = Field(
-        default=16, description="Image requests waiting for the embedded pipeline; more get 429."
+        default=16,
+        description="Image requests waiting for the embedded pipeline (or, from API "
+        "replicas, for a worker: counted in the database); more get 429.",
     )
     public_url: str = Field(
         default="",

@@ -36,6 +36,7 @@ from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.engine import make_engine, migrate, session_factory
 from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.fine_tuning import FineTuningRepository
+from kotae.storage.repositories.image_jobs import ImageJobRepository
 from kotae.storage.repositories.projects import ProjectRepository
 from kotae.storage.repositories.rate_limits import RateLimitRepository
 from kotae.storage.repositories.responses import ResponseRepository
@@ -115,7 +116,10 @@ class Container:
         # The key that signs generated images' URLs: made once, shared by every replica.
         projects.claim_setting(SECRET_SETTING, secrets.token_hex(32))
         images = ImagesService(
-            settings, projects.get_setting(SECRET_SETTING) or "", blob_store(settings, "images")
+            settings,
+            projects.get_setting(SECRET_SETTING) or "",
+            blob_store(settings, "images"),
+            ImageJobRepository(engine),
         )
         perception = PerceptionRunner(settings.max_image_pixels)
         uploads = UploadsService(engine, blobs, files, settings.max_file_bytes)

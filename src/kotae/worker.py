@@ -1,10 +1,10 @@
-"""`kotae worker`: the background work without the API. It takes files to ingest and
-fine-tuning jobs and queued background responses from the database under leases, as
-`kotae serve` does in its own process; API replicas started with `kotae serve --no-worker`
-only write the rows. A worker killed
-mid-task leaves its lease to lapse, and another worker (or a restart) takes the task over:
-ingestion replaces the chunks an interrupted try wrote; a training run or a response that
-had started is failed visibly (it is not safe to run twice)."""
+"""`kotae worker`: the background work without the API. It takes files to ingest,
+fine-tuning jobs, queued background responses and image requests from the database under
+leases, as `kotae serve` does in its own process; API replicas started with `kotae serve
+--no-worker` only write the rows. A worker killed mid-task leaves its lease to lapse, and
+another worker (or a restart) takes the task over: ingestion replaces the chunks an
+interrupted try wrote and an image request is generated again; a training run or a
+response that had started is failed visibly (neither is safe to run twice)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,13 @@ async def run(settings: Settings) -> None:
     tasks = [
         asyncio.create_task(container.responses.keep_leases()),
         asyncio.create_task(container.responses.serve_queue()),
+        asyncio.create_task(container.images.serve_queue()),
     ]
-    log.info(
-        "worker %s: taking ingestion, fine-tuning and background responses",
-        container.vector_stores.owner,
+    log.info("worker %s: taking the background work", container.vector_stores.owner)
+    print(
+        "kotae: worker started (ingestion, fine-tuning, background responses, images)",
+        flush=True,
     )
-    print("kotae: worker started (ingestion, fine-tuning, background responses)", flush=True)
     try:
         await stop.wait()
     finally:

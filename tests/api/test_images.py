@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import base64
 import io
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
+import sqlalchemy
 from openai import OpenAI
 from PIL import Image
 
@@ -23,6 +29,7 @@ from tests.helpers import (
     kotae_env,
     new_key,
     run_cli,
+    state_engine,
     stored_blobs,
 )
 from tests.imagegen import build_tiny_pipeline, pipeline_files
@@ -305,3 +312,60 @@ def test_image_tool_edits_the_threads_latest_picture(c: OpenAI) -> None:
             tools=[{"type": "image_generation", "action": "edit"}],
         )
     assert "needs an image" in err.value.message
+
+
+def test_an_api_replica_hands_image_requests_to_workers(tiny_hub: FakeHub, tmp_path: Path) -> None:
+    """`serve --no-worker` checks an image request itself (a bad one is a 400 with no worker
+    running), then queues it and waits; a worker killed (-9) after taking it leaves it to
+    another, which generates it again (safe to repeat), and the replica answers."""
+    data = tmp_path / "q"
+    pull_env = kotae_env(data, KOTAE_HF_ENDPOINT=tiny_hub.url, HF_HUB_OFFLINE="0")
+    run_cli(pull_env, "models", "pull", REPO)
+    env = {"KOTAE_IMAGE_MODEL": REPO, "KOTAE_IMAGE_STEPS": "4", "KOTAE_LEASE_SECONDS": "2"}
+    srv = Server(data, args=["--no-worker"], worker=False, **env)
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def worker(**extra: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kotae", "worker"],
+            env={**srv.env, **extra},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        workers.append(proc)
+        return proc
+
+    try:
+        c = OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0, timeout=300)
+        with pytest.raises(openai.BadRequestError) as err:
+            c.images.generate(prompt="x", size="7x7")
+        assert err.value.body["param"] == "size"
+        answers: list[Any] = []
+        asking = threading.Thread(
+            target=lambda: answers.append(
+                c.images.generate(prompt="a red fox", size="256x256", response_format="b64_json")
+            )
+        )
+        asking.start()
+        time.sleep(3)
+        assert asking.is_alive() and not answers  # waiting: no worker yet
+        first = worker(KOTAE_TEST_FAULT="images.after_claim")
+        assert first.wait(timeout=120) == -signal.SIGKILL
+        worker()
+        asking.join(timeout=240)
+        [answer] = answers
+        picture = Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json)))
+        assert picture.size == (256, 256)
+        with state_engine(srv.env).connect() as conn:
+            attempts = conn.execute(sqlalchemy.text("SELECT attempts FROM image_jobs")).scalar()
+        assert attempts == 2
+        edited = c.images.edit(
+            image=("in.png", png((256, 256))), prompt="make it blue", response_format="b64_json"
+        )
+        assert Image.open(io.BytesIO(base64.b64decode(edited.data[0].b64_json))).size == (256, 256)
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        srv.stop()

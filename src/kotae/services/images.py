@@ -3,10 +3,12 @@ signed, expiring URLs that `response_format="url"` answers with."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import io
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -14,11 +16,18 @@ from typing import Any
 
 from PIL import Image
 
+from kotae import faults
 from kotae.config import Settings
-from kotae.errors import InvalidRequest, NotFound
+from kotae.errors import InvalidRequest, KotaeError, NotFound, queue_full
 from kotae.providers.blobs.base import BlobStore
 from kotae.providers.images.base import ImageBackend, ImageJob, PartialCallback
+from kotae.providers.inference.base import CancelToken
 from kotae.services.models import resolve_path
+from kotae.storage.repositories.image_jobs import ImageJobRepository
+
+log = logging.getLogger("kotae.images")
+INPUT_TTL_SECONDS = 3600  # a queued request's input pictures, and its row once ended
+JOB_POLL_SECONDS = 0.1  # how often a waiting replica reads its job's row
 
 SIZES = ("256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "1792x1024", "1024x1792")
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -38,9 +47,18 @@ def is_image_alias(name: str) -> bool:
 
 
 class ImagesService:
-    def __init__(self, settings: Settings, secret: str, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        secret: str,
+        blobs: BlobStore,
+        jobs: ImageJobRepository | None = None,
+    ) -> None:
         self._settings = settings
         self._blobs = blobs  # the images area: shared by replicas when it is S3
+        # API replicas (`serve --no-worker`) hand image requests to workers through these.
+        self._jobs = jobs
+        self.owner = secrets.token_hex(8)  # this process, as the worker of what it takes
         self._secret = secret.encode()
         self._backend: ImageBackend | None = None
 
@@ -50,6 +68,8 @@ class ImagesService:
         s = self._settings
         if s.image_base_url:
             return s.image_remote_model or "remote-image-model"
+        if s.image_model and not s.run_worker:
+            return s.image_model  # an API replica: the workers hold the weights
         path = self._local_path()
         if path is None:
             return None
@@ -66,7 +86,7 @@ class ImagesService:
             return found if found is not None and (found / "model_index.json").is_file() else None
         return None
 
-    def backend(self, model: str | None, param: str = "model") -> ImageBackend:
+    def _named(self, model: str | None, param: str = "model") -> str:
         """The image model a request names: its id, an OpenAI image model name, or none."""
         model_id = self.model_id()
         if model_id is None:
@@ -78,6 +98,10 @@ class ImagesService:
                 param=param,
                 code="model_not_found",
             )
+        return model_id
+
+    def backend(self, model: str | None, param: str = "model") -> ImageBackend:
+        model_id = self._named(model, param)
         if self._backend is None:
             s = self._settings
             if s.image_base_url:
@@ -93,7 +117,8 @@ class ImagesService:
                 from kotae.providers.images.diffusers_runner import DiffusersRunnerBackend
 
                 path = self._local_path()
-                assert path is not None
+                if path is None:  # named on an API replica that lacks the weights
+                    raise InvalidRequest(NO_MODEL, param=param, code="image_model_not_configured")
                 self._backend = DiffusersRunnerBackend(
                     model_id, path, steps=s.image_steps, max_queued=s.max_queued_images
                 )
@@ -110,9 +135,43 @@ class ImagesService:
         mask: Image.Image | None = None,
         on_partial: PartialCallback | None = None,
     ) -> dict[str, Any]:
-        """One generations / edits / variations request, validated, run and encoded."""
+        """One generations / edits / variations request, validated, run here and encoded."""
+        options = self._options(params)
+        backend = self.backend(params.get("model"))
+        backend.check_capacity()
+        job = ImageJob(
+            prompt=params.get("prompt") or "",
+            n=options["n"],
+            width=options["width"],
+            height=options["height"],
+            quality=options["quality"],
+            image=image,
+            mask=mask,
+            partial_images=int(params.get("partial_images") or 0),
+        )
+        pictures = await backend.generate(job, on_partial)
+        data = []
+        for picture in pictures:
+            encoded = encode(picture, options["fmt"], params.get("output_compression"))
+            if options["response_format"] == "b64_json":
+                data.append({"b64_json": base64.b64encode(encoded).decode()})
+            else:
+                data.append({"url": self._store(encoded, options["fmt"], base_url)})
+        first = pictures[0]
+        quality = options["quality"]
+        return {
+            "created": int(time.time()),
+            "data": data,
+            "background": "opaque",
+            "output_format": options["fmt"],
+            "quality": quality if quality != "auto" else "medium",
+            "size": f"{first.width}x{first.height}",
+        }
+
+    def _options(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A request's options, checked (400 naming the bad one)."""
         model = params.get("model")
-        backend = self.backend(model)
+        self._named(model)
         size = params.get("size") or "auto"
         if size != "auto" and size not in SIZES:
             raise InvalidRequest(
@@ -144,35 +203,110 @@ class ImagesService:
         width = height = None
         if size != "auto":
             width, height = (int(v) for v in size.split("x"))
-        backend.check_capacity()
-        job = ImageJob(
-            prompt=params.get("prompt") or "",
-            n=n,
-            width=width,
-            height=height,
-            quality=quality,
-            image=image,
-            mask=mask,
-            partial_images=int(params.get("partial_images") or 0),
-        )
-        pictures = await backend.generate(job, on_partial)
-        compression = params.get("output_compression")
-        data = []
-        for picture in pictures:
-            encoded = encode(picture, fmt, compression)
-            if response_format == "b64_json":
-                data.append({"b64_json": base64.b64encode(encoded).decode()})
-            else:
-                data.append({"url": self._store(encoded, fmt, base_url)})
-        first = pictures[0]
         return {
-            "created": int(time.time()),
-            "data": data,
-            "background": "opaque",
-            "output_format": fmt,
-            "quality": quality if quality != "auto" else "medium",
-            "size": f"{first.width}x{first.height}",
+            "n": n,
+            "width": width,
+            "height": height,
+            "quality": quality,
+            "fmt": fmt,
+            "response_format": response_format,
         }
+
+    # -- through the queue: an API replica hands the work to a worker -------------------------
+
+    async def request(
+        self,
+        project_id: str,
+        params: dict[str, Any],
+        base_url: str,
+        cancel: CancelToken,
+        *,
+        image: Image.Image | None = None,
+        mask: Image.Image | None = None,
+    ) -> dict[str, Any]:
+        """An /v1/images request: run here, or, on an API replica (`serve --no-worker`),
+        checked here, then queued for a worker and its answer awaited. The limit on waiting
+        requests is counted in the database, across replicas."""
+        if self._settings.run_worker or self._jobs is None:
+            return await self.create(params, base_url, image=image, mask=mask)
+        jobs = self._jobs
+        self._options(params)
+        waiting = await asyncio.to_thread(jobs.waiting)
+        if waiting >= self._settings.max_queued_images:
+            raise queue_full("The image queue", waiting)
+        job_id = "imgjob_" + secrets.token_hex(12)
+        # Inputs beside the pictures, named to expire with them (the purge removes both).
+        expires = int(time.time()) + INPUT_TTL_SECONDS
+        request: dict[str, Any] = {"params": params, "base_url": base_url}
+        for name, picture in (("image", image), ("mask", mask)):
+            if picture is not None:
+                key = f"{expires}-in-{job_id}-{name}.png"
+                data = encode(picture, "png")
+                await asyncio.to_thread(self._blobs.put, key, io.BytesIO(data), len(data))
+                request[name] = key
+        await asyncio.to_thread(jobs.add, job_id, project_id, request)
+        while not cancel.cancelled:
+            status, outcome = await asyncio.to_thread(jobs.outcome, job_id)
+            if status == "done" and outcome is not None:
+                if "answer" in outcome:
+                    return dict(outcome["answer"])
+                raise _error(outcome["error"])
+            await asyncio.sleep(JOB_POLL_SECONDS)
+        await asyncio.to_thread(jobs.cancel, job_id)
+        raise KotaeError("The client closed the request.")
+
+    async def serve_queue(self) -> None:
+        """Forever (in a worker, or plain `kotae serve`): take image requests that API
+        replicas queued, one at a time (the pipeline runs one anyway), and store each
+        answer or error for the replica that waits for it."""
+        assert self._jobs is not None
+        jobs = self._jobs
+        lease = self._settings.lease_seconds
+        while True:
+            taken = None
+            try:
+                taken = await asyncio.to_thread(jobs.claim, self.owner, lease)
+                if taken is not None:
+                    await self._run_job(jobs, *taken)
+            except Exception:
+                log.exception("taking a queued image request failed")
+            if taken is None:
+                await asyncio.sleep(JOB_POLL_SECONDS * 5)
+
+    async def _run_job(
+        self, jobs: ImageJobRepository, job_id: str, request: dict[str, Any]
+    ) -> None:
+        async def keep_lease() -> None:
+            every = max(0.2, self._settings.lease_seconds / 3)
+            while True:
+                await asyncio.sleep(every)
+                await asyncio.to_thread(jobs.renew, self.owner, self._settings.lease_seconds)
+
+        renewing = asyncio.create_task(keep_lease())
+        try:
+            inputs = {}
+            for name in ("image", "mask"):
+                if request.get(name):
+                    data = await asyncio.to_thread(self._blobs.read_all, request[name])
+                    inputs[name] = Image.open(io.BytesIO(data))
+                    inputs[name].load()
+            faults.point("images.after_claim")
+            try:
+                answer = await self.create(
+                    request["params"],
+                    request["base_url"],
+                    image=inputs.get("image"),
+                    mask=inputs.get("mask"),
+                )
+                outcome: dict[str, Any] = {"answer": answer}
+            except KotaeError as exc:
+                outcome = {"error": _error_fields(exc)}
+            except Exception as exc:
+                log.exception("image request %s failed", job_id)
+                outcome = {"error": _error_fields(KotaeError(f"Image generation failed: {exc}"))}
+            await asyncio.to_thread(jobs.finish, job_id, self.owner, outcome)
+        finally:
+            renewing.cancel()
 
     # -- signed URLs ------------------------------------------------------------------------
 
@@ -197,7 +331,7 @@ class ImagesService:
 
     def purge_expired(self) -> int:
         now = time.time()
-        removed = 0
+        removed = self._jobs.purge(INPUT_TTL_SECONDS) if self._jobs is not None else 0
         for key, _ in list(self._blobs.listing()):
             stamp = key.split("-", 1)[0]
             if stamp.isdigit() and int(stamp) < now:
@@ -212,6 +346,24 @@ class ImagesService:
     async def close(self) -> None:
         if self._backend is not None:
             await self._backend.close()
+
+
+def _error_fields(exc: KotaeError) -> dict[str, Any]:
+    return {
+        "status_code": exc.status_code,
+        "type": exc.error_type,
+        "code": exc.code,
+        "param": exc.param,
+        "message": exc.message,
+    }
+
+
+def _error(fields: dict[str, Any]) -> KotaeError:
+    """A worker's error, raised again on the replica that waits: same status and body."""
+    error = KotaeError(fields["message"], param=fields.get("param"), code=fields.get("code"))
+    error.status_code = int(fields["status_code"])
+    error.error_type = str(fields["type"])
+    return error
 
 
 def encode(picture: Image.Image, fmt: str, compression: int | None = None) -> bytes:

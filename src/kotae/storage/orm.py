@@ -65,6 +65,24 @@ class StoredResponse(Base):
     )
 
 
+class ImageJob(Base):
+    """An image request handed to a worker; `outcome` is its answer or its error."""
+
+    __tablename__ = "image_jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # queued, running, done, cancelled
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (Index("ix_image_jobs_status", "status", "created_ns"),)
+
+
 class RateWindow(Base):
     """Requests a project made in one minute (for `rate_limit_rpm`, across replicas)."""
 

@@ -12,7 +12,10 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from kotae.api.deps import ContainerDep, MeteredProjectDep
+from kotae.api.disconnect import cancel_on_disconnect
+from kotae.container import Container
 from kotae.errors import InvalidRequest, invalid_from
+from kotae.providers.inference.base import CancelToken
 from kotae.providers.vision.perception import open_image
 from kotae.schemas.images import CreateImage, EditImage, ImageVariation
 
@@ -27,7 +30,7 @@ def _base(request: Request) -> str:
 
 @router.post("/generations")
 async def create_image(
-    req: CreateImage, request: Request, c: ContainerDep, _: MeteredProjectDep
+    req: CreateImage, request: Request, c: ContainerDep, project: MeteredProjectDep
 ) -> Any:
     if req.stream:
         raise InvalidRequest(
@@ -35,7 +38,21 @@ async def create_image(
             "image_generation tool in /v1/responses for partial images.",
             param="stream",
         )
-    return await c.images.create(req.model_dump(exclude_none=True), _base(request))
+    return await _answer(request, c, project, req.model_dump(exclude_none=True))
+
+
+async def _answer(
+    request: Request,
+    c: Container,
+    project: str,
+    params: dict[str, Any],
+    image: Image.Image | None = None,
+    mask: Image.Image | None = None,
+) -> dict[str, Any]:
+    """Run here or by a worker (`serve --no-worker`); stopped when the client leaves."""
+    cancel = CancelToken()
+    work = c.images.request(project, params, _base(request), cancel, image=image, mask=mask)
+    return await cancel_on_disconnect(request, cancel, work)
 
 
 async def _form(request: Request) -> tuple[dict[str, Any], list[UploadFile], UploadFile | None]:
@@ -71,7 +88,7 @@ def _edit_mask(mask: Image.Image, image: Image.Image) -> Image.Image:
 
 
 @router.post("/edits")
-async def edit_image(request: Request, c: ContainerDep, _: MeteredProjectDep) -> Any:
+async def edit_image(request: Request, c: ContainerDep, project: MeteredProjectDep) -> Any:
     fields, files, mask_file = await _form(request)
     try:
         options = EditImage.model_validate(fields, strict=False)
@@ -83,21 +100,21 @@ async def edit_image(request: Request, c: ContainerDep, _: MeteredProjectDep) ->
     mask = None
     if mask_file is not None:
         mask = _edit_mask(await _picture(mask_file, "mask", c.settings.max_image_bytes), image)
-    return await c.images.create(
-        options.model_dump(exclude_none=True), _base(request), image=image.convert("RGB"), mask=mask
+    return await _answer(
+        request, c, project, options.model_dump(exclude_none=True), image.convert("RGB"), mask
     )
 
 
 @router.post("/variations")
-async def image_variation(request: Request, c: ContainerDep, _: MeteredProjectDep) -> Any:
+async def image_variation(request: Request, c: ContainerDep, project: MeteredProjectDep) -> Any:
     fields, files, _mask = await _form(request)
     try:
         options = ImageVariation.model_validate(fields, strict=False)
     except ValidationError as exc:
         raise invalid_from(exc, "variation", "") from exc
     image = await _picture(files[0], "image", c.settings.max_image_bytes)
-    return await c.images.create(
-        options.model_dump(exclude_none=True), _base(request), image=image.convert("RGB")
+    return await _answer(
+        request, c, project, options.model_dump(exclude_none=True), image.convert("RGB")
     )
 
 
