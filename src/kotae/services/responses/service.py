@@ -604,9 +604,10 @@ class ResponsesService:
         events = self._run(p, CancelToken(), background=False)
         return self._checkpointed(p, events) if p.request.store else events
 
-    async def _save_running(self, p: Prepared) -> None:
+    async def _save_running(self, p: Prepared, *, request: str | None = None) -> None:
         """The row of a response that runs: visible (retrieve, cancel, input_items) from its
-        first event, owned by this process under a lease."""
+        first event, owned by this process under a lease; or, with its `request`, waiting
+        for a worker (no owner yet)."""
         body = p.response.model_dump(mode="json", exclude_unset=True, by_alias=True)
         await asyncio.to_thread(
             lambda: self._repo.save(
@@ -614,8 +615,9 @@ class ResponsesService:
                 body,
                 p.new_items,
                 self._settings.response_ttl_seconds,
-                owner=self.owner,
+                owner=None if request else self.owner,
                 lease_seconds=self._settings.lease_seconds,
+                request=request,
             )
         )
         p.saved = True
@@ -646,17 +648,8 @@ class ResponsesService:
         waiting = await asyncio.to_thread(self._repo.waiting)
         if waiting >= self._settings.max_waiting_responses:
             raise queue_full("The background response queue", waiting)
-        body = p.response.model_dump(mode="json", exclude_unset=True, by_alias=True)
         request = p.request.model_dump_json(exclude_unset=True, by_alias=True)
-        await asyncio.to_thread(
-            lambda: self._repo.save(
-                p.project_id,
-                body,
-                p.new_items,
-                self._settings.response_ttl_seconds,
-                request=request,
-            )
-        )
+        await self._save_running(p, request=request)
 
     async def serve_queue(self) -> None:
         """Forever: take background responses that API replicas queued, while this process
