@@ -31,8 +31,11 @@ def test_the_limit_holds_across_replicas(replicas: tuple[Server, Server]) -> Non
     on_b = OpenAI(base_url=b.base_url, api_key=key, max_retries=0)
     if time.time() % 60 > 30:  # the count is per clock minute: not across its end
         time.sleep(61 - time.time() % 60)
-    for client in (on_a, on_a, on_a, on_b):  # 3 + 1: under the limit of 4 together
-        client.embeddings.create(model="text-embedding-3-small", input="x")
+    for n, client in enumerate((on_a, on_a, on_a, on_b)):  # 3 + 1: the limit of 4 together
+        raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="x")
+        assert raw.headers["x-ratelimit-limit-requests"] == "4"
+        assert raw.headers["x-ratelimit-remaining-requests"] == str(3 - n)
+        assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
     with pytest.raises(openai.RateLimitError) as err:
         on_b.responses.create(model=FAST_MODEL, input="x", max_output_tokens=8)
     body = err.value.body

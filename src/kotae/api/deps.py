@@ -51,15 +51,23 @@ async def get_project(request: Request, container: ContainerDep) -> str:
 ProjectDep = Annotated[str, Depends(get_project)]
 
 
-async def get_metered_project(container: ContainerDep, project: ProjectDep) -> str:
+async def get_metered_project(
+    request: Request, container: ContainerDep, project: ProjectDep
+) -> str:
     """The project, its request counted against `rate_limit_rpm` (the model routes). The
-    count is in the database: the limit holds however many replicas share the load."""
+    count is in the database: the limit holds however many replicas share the load. The
+    answer carries OpenAI's `x-ratelimit-*` headers (added by `Observe`)."""
     limit = container.settings.rate_limit_rpm
     if limit > 0:
         now = time.time()
         used = await anyio.to_thread.run_sync(container.rate_limits.hit, project, int(now // 60))
+        wait = max(1, math.ceil(60 - now % 60))
+        request.state.ratelimit = {
+            "x-ratelimit-limit-requests": str(limit),
+            "x-ratelimit-remaining-requests": str(max(0, limit - used)),
+            "x-ratelimit-reset-requests": f"{wait}s",
+        }
         if used > limit:
-            wait = max(1, math.ceil(60 - now % 60))
             raise RequestRateLimited(
                 f"Rate limit reached for project {project} on requests per min (RPM): "
                 f"Limit {limit}, Used {limit}, Requested 1. Please try again in {wait}s.",

@@ -49,7 +49,12 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                MutableHeaders(scope=message).append("x-request-id", rid)
+                headers = MutableHeaders(scope=message)
+                headers.append("x-request-id", rid)
+                # A metered route's rate-limit state, on success and 429 alike.
+                for name, value in (scope.get("state") or {}).get("ratelimit", {}).items():
+                    if name not in headers:
+                        headers.append(name, value)
             elif status >= 400 and len(body) < MAX_ERROR_BYTES:
                 body.extend(message.get("body", b""))
             await send(message)
