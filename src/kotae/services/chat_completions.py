@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -56,7 +57,7 @@ class ChatCompletionsService:
     ) -> tuple[ChatBackend, ChatRequest, str]:
         if req.top_logprobs and not req.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs set to true.", param="top_logprobs")
-        entry = self._registry.resolve(req.model, project_id)
+        entry = await asyncio.to_thread(self._registry.resolve, req.model, project_id)
         backend = self._registry.backend_for(entry)
         backend.check_capacity()
         messages = [_message(m, i) for i, m in enumerate(req.messages)]

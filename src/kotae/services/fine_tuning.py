@@ -281,7 +281,8 @@ class FineTuningService:
 
     def find_model(self, project_id: str, model: str) -> tuple[str, Path] | None:
         """(base model id, GGUF adapter) for a fine-tuned model (or checkpoint) of this
-        project; None for anything else, including another project's."""
+        project; None for anything else, including another project's. The adapter may be
+        downloaded from the blob store the first time: callers resolve off the event loop."""
         hit = self._repo.find_model(project_id, model)
         if hit is None:
             return None

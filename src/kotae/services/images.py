@@ -224,10 +224,13 @@ class ImagesService:
         image: Image.Image | None = None,
         mask: Image.Image | None = None,
     ) -> dict[str, Any]:
-        """An /v1/images request: run here, or, on an API replica (`serve --no-worker`),
-        checked here, then queued for a worker and its answer awaited. The limit on waiting
-        requests is counted in the database, across replicas."""
-        if self._settings.run_worker or self._jobs is None:
+        """An /v1/images request: run here, or, on an API replica (`serve --no-worker`) with
+        a local image model, checked here, then queued for a worker and its answer awaited.
+        The limit on waiting requests is counted in the database, across replicas."""
+        s = self._settings
+        if s.run_worker or self._jobs is None or s.image_base_url:
+            # Here: this process does the work, or the engine is a remote image API that
+            # any replica calls (as a remote chat engine is).
             return await self.create(params, base_url, image=image, mask=mask)
         jobs = self._jobs
         self._options(params)

@@ -214,7 +214,7 @@ class ResponsesService:
         """Everything that can reject a request, before any event is sent."""
         self._check_unsupported(req)
         tools = parse_tools(req.tools, req.tool_choice)
-        entry = self._registry.resolve(req.model, project_id)
+        entry = await asyncio.to_thread(self._registry.resolve, req.model, project_id)
         backend = self._registry.backend_for(entry)
         backend.check_capacity()
         conversation_id = _conversation_id(req.conversation)
@@ -311,7 +311,7 @@ class ResponsesService:
     async def compact(self, project_id: str, req: CompactResponse) -> dict[str, Any]:
         """The thread (previous_response_id and input) as its user messages and one compaction
         item holding the model's summary of the rest."""
-        entry = self._registry.resolve(req.model, project_id)
+        entry = await asyncio.to_thread(self._registry.resolve, req.model, project_id)
         backend = self._registry.backend_for(entry)
         backend.check_capacity()
         history = await self._history(project_id, req.previous_response_id, None)
