@@ -164,6 +164,15 @@ def test_background_responses_wait_in_the_queue_for_a_worker(tmp_path: Path) -> 
         failed = c.responses.retrieve(follow_up.id)
         assert failed.error is not None and first.id in failed.error.message
         assert c.responses.retrieve(two.id).status == "cancelled"
+        # In a conversation: the items it appends are the response's own input items.
+        conversation = c.conversations.create()
+        talk = c.responses.create(
+            input="Name a tree.", conversation=conversation.id, background=True, **ask
+        )
+        wait_until(lambda: c.responses.retrieve(talk.id).status in DONE, 120, "the worker")
+        given = [item.id for item in c.responses.input_items.list(talk.id).data]
+        kept = [item.id for item in c.conversations.items.list(conversation.id).data]
+        assert given and set(given) <= set(kept)
         assert c.responses.retrieve(one.id).output_text == followed[-1].response.output_text
     finally:
         if worker is not None:

@@ -687,8 +687,16 @@ class ResponsesService:
             body["error"] = {"code": "server_error", "message": message}
             await asyncio.to_thread(self._repo.fail, project_id, response_id, body)
             return
-        # The same response the replica answered with: its id, time and input items.
+        # The same response the replica answered with: its id, time and input items (the
+        # ones stored, with their ids, which a conversation appends).
         p.response.id, p.response.created_at = response_id, stored["created_at"]
+        page = await asyncio.to_thread(
+            lambda: self._repo.list_input_items(
+                project_id, response_id, limit=10**6, order="asc", after=None, before=None
+            )
+        )
+        if page is not None:
+            p.new_items = page.items
         p.saved = True
         await self.start_background(p)
 
