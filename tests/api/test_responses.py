@@ -104,7 +104,8 @@ def test_json_object_mode_returns_json(client: OpenAI) -> None:
     r = client.responses.create(
         model=REAL_MODEL,
         input="Return a JSON object with a key 'ok' set to true.",
-        max_output_tokens=60,
+        max_output_tokens=200,
+        temperature=0,
         text={"format": {"type": "json_object"}},
     )
     assert r.status == "completed"
