@@ -21,7 +21,8 @@ from kotae.providers.inference.base import (
 )
 from kotae.schemas.responses import CreateResponse
 from kotae.services.models import ModelRegistry
-from kotae.services.responses.service import ResponsesService, replay_events
+from kotae.services.responses.replay import replay_events
+from kotae.services.responses.service import ResponsesService
 from kotae.storage.engine import make_engine, migrate, session_factory
 from kotae.storage.orm import Project
 from kotae.storage.repositories.responses import ResponseRepository

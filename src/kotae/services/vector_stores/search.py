@@ -19,8 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from kotae.errors import InvalidRequest
+from kotae.providers.embeddings.base import Embedder
 from kotae.providers.vector_index.base import VectorIndex
+from kotae.schemas.vector_stores import SearchVectorStore
 from kotae.services.vector_stores.chunking import query_terms
+from kotae.storage.repositories.files import FileRepository
+from kotae.storage.repositories.vector_stores import VectorStoreRepository
 
 COMPARISONS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"}
 # The text weight as a logistic curve of the query's specificity (bench/vector_stores.py
@@ -150,3 +154,80 @@ def matches(f: dict[str, Any], attributes: dict[str, Any]) -> bool:
         return have not in want
     except TypeError:  # comparing a string with a number matches nothing
         return False
+
+
+def search_stores(
+    stores: VectorStoreRepository,
+    files: FileRepository,
+    embedder: Embedder,
+    index: VectorIndex,
+    project_id: str,
+    store_ids: list[str],
+    req: SearchVectorStore,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The queries and the results of a search over `store_ids` (checked by the caller)."""
+    queries = [req.query] if isinstance(req.query, str) else list(req.query)
+    k = req.max_num_results
+    wide = max(k * 5, 50)
+    vectors = embedder.embed(queries, "query")
+    ranking = req.ranking_options
+    chosen = chosen_text_weight(ranking.hybrid_search if ranking else None)
+    best: dict[int, float] = {}
+    # Each query fused on its own; a chunk several queries find keeps its best score.
+    for q, vector in zip(queries, vectors, strict=True):
+        for hit in search_query(index, store_ids, vector, q, wide, chosen):
+            best[hit.chunk_id] = max(hit.score, best.get(hit.chunk_id, 0.0))
+    hits = sorted((Hit(c, s) for c, s in best.items()), key=lambda h: (-h.score, h.chunk_id))
+    chunks = stores.chunks([h.chunk_id for h in hits])
+    threshold = ranking.score_threshold if ranking and ranking.score_threshold else 0.0
+    file_rows: dict[tuple[str, str], dict[str, Any] | None] = {}
+    names = {}
+    results = []
+    for hit in hits:
+        chunk = chunks.get(hit.chunk_id)
+        if chunk is None or hit.score < threshold:
+            continue
+        key = (chunk["store_id"], chunk["file_id"])
+        if key not in file_rows:
+            file_rows[key] = stores.get_file(*key)
+        store_file = file_rows[key]
+        if store_file is None or store_file["status"] != "completed":
+            continue
+        attributes = store_file["attributes"] or {}
+        if req.filters is not None and not matches(req.filters, attributes):
+            continue
+        if chunk["file_id"] not in names:
+            f = files.get(project_id, chunk["file_id"])
+            names[chunk["file_id"]] = f["filename"] if f else chunk["file_id"]
+        results.append(
+            {
+                "file_id": chunk["file_id"],
+                "filename": names[chunk["file_id"]],
+                "score": round(min(hit.score, 1.0), 6),
+                "attributes": attributes,
+                "content": [{"type": "text", "text": chunk["text"]}],
+            }
+        )
+        if len(results) == k:
+            break
+    return queries, results
+
+
+def chosen_text_weight(hybrid: dict[str, Any] | None) -> float | None:
+    """`ranking_options.hybrid_search` weights as the text share, or None (kotae's own,
+    query-aware weight). A weight left out counts 1."""
+    if not hybrid:
+        return None
+    try:
+        dense = float(hybrid.get("embedding_weight", 1.0))
+        text = float(hybrid.get("text_weight", 1.0))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            "hybrid_search weights must be numbers.", param="ranking_options.hybrid_search"
+        ) from exc
+    if dense < 0 or text < 0 or dense + text <= 0:
+        raise InvalidRequest(
+            "hybrid_search weights must be non-negative and not both 0.",
+            param="ranking_options.hybrid_search",
+        )
+    return text / (dense + text)

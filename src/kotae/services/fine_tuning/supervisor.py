@@ -1,9 +1,10 @@
-"""Fine-tuning jobs: the API's view (create, list, retrieve, cancel, events, checkpoints) and
-the scheduler that runs one training process at a time, recording its progress.
+"""The trainer's supervision: files validated in threads of their own, one training process
+at a time (a child running `kotae.training.run`), its progress recorded as events, metrics and
+checkpoints, and its adapters kept as artifacts.
 
 The state lives in the database. A running job is leased by the process that trains it; one
 whose lease lapsed (that process died) is failed with `server_restarted` by whichever process
-notices, never by a process merely starting. Jobs still queued run when a scheduler is free."""
+notices, never by a process merely starting. Jobs still queued run when a supervisor is free."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import io
 import json
 import logging
 import os
-import random
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from kotae.config import Settings
-from kotae.errors import InvalidRequest, KotaeError, NotFound
-from kotae.providers.blobs.base import BlobStore
+from kotae.errors import InvalidRequest
 from kotae.providers.inference.llama_cpp import FALLBACK_TEMPLATE
-from kotae.schemas.fine_tuning import CreateFineTuningJob
 from kotae.services.files import FilesService
-from kotae.services.models import ModelRegistry
+from kotae.services.fine_tuning.artifacts import Artifacts
+from kotae.services.fine_tuning.records import ACTIVE, STOPPED, ended, job_event
 from kotae.storage import leases
 from kotae.storage.repositories.fine_tuning import FineTuningRepository
 from kotae.storage.repositories.projects import ProjectRepository
@@ -38,59 +36,23 @@ from kotae.training.data import load_examples, load_preferences
 
 log = logging.getLogger("kotae.fine_tuning")
 
-ACTIVE = ("validating_files", "queued", "running")
-SUFFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
-STOPPED = "kotae stopped while this job was training; create the job again."
 
-
-def job_id() -> str:
-    return "ftjob-" + secrets.token_urlsafe(18).replace("-", "A").replace("_", "B")
-
-
-def _event(message: str, level: str = "info", data: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "id": "ftevent-" + secrets.token_hex(12),
-        "object": "fine_tuning.job.event",
-        "created_at": int(time.time()),
-        "level": level,
-        "message": message,
-        "data": data or {},
-        "type": "metrics" if data and "step" in data else "message",
-    }
-
-
-def _ended(body: dict[str, Any], status: str, **changes: Any) -> dict[str, Any]:
-    """The job's body once it has finished, one way or another."""
-    return {
-        **body,
-        "status": status,
-        "finished_at": int(time.time()),
-        "estimated_finish": None,
-        **changes,
-    }
-
-
-class FineTuningService:
+class Supervisor:
     def __init__(
         self,
         settings: Settings,
         repo: FineTuningRepository,
         files: FilesService,
-        registry: ModelRegistry,
         projects: ProjectRepository,
-        artifacts: BlobStore,
+        artifacts: Artifacts,
     ) -> None:
         self._settings = settings
-        # Examples and adapters: kept in the blob store (S3 when replicas share no disk),
-        # under keys "<job>/..."; the local folder below is their cache and the trainer's.
-        self._artifacts = artifacts
-        self._validating: set[str] = set()
-        self._started = False
         self._repo = repo
         self._files = files
-        self._registry = registry
         self._projects = projects
-        self._root = settings.data_dir / "fine_tuning"
+        self._artifacts = artifacts
+        self._validating: set[str] = set()
+        self.started = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,260 +61,13 @@ class FineTuningService:
         self._running_id: str | None = None
         self._lock = threading.Lock()
 
-    # -- API ---------------------------------------------------------------------------------
-
-    async def create(self, project_id: str, req: CreateFineTuningJob) -> dict[str, Any]:
-        hp = self._hyperparameters(req)
-        method = req.method.type if req.method is not None else "supervised"
-        entry = self._trainable_base(req.model)
-        for param, file_id in (
-            ("training_file", req.training_file),
-            ("validation_file", req.validation_file),
-        ):
-            if file_id is None:
-                continue
-            row = await asyncio.to_thread(self._files.find_row, project_id, file_id)
-            if row is None:
-                raise InvalidRequest(f"Invalid file ID: {file_id}. No such file.", param=param)
-            if row["purpose"] != "fine-tune":
-                raise InvalidRequest(
-                    f"File {file_id} has purpose '{row['purpose']}'; fine-tuning files need "
-                    "purpose 'fine-tune'.",
-                    param=param,
-                )
-        from kotae.training.gguf_adapter import check_trainable
-
-        assert entry.path is not None
-        await asyncio.to_thread(check_trainable, entry.path)
-        if req.suffix is not None and not SUFFIX.match(req.suffix):
-            raise InvalidRequest(
-                "suffix may hold only letters, digits, '-', '_' and '.'.", param="suffix"
-            )
-        if req.integrations:
-            raise InvalidRequest(
-                "Integrations (Weights & Biases) are not supported by this server.",
-                param="integrations",
-            )
-        new_id = job_id()
-        now = int(time.time())
-        seed = req.seed if req.seed is not None else random.randrange(2**31)
-        body: dict[str, Any] = {
-            "id": new_id,
-            "object": "fine_tuning.job",
-            "created_at": now,
-            "error": None,
-            "fine_tuned_model": None,
-            "finished_at": None,
-            "hyperparameters": hp,
-            "model": entry.config.id,
-            "organization_id": project_id,
-            "result_files": [],
-            "seed": seed,
-            "status": "validating_files",
-            "trained_tokens": None,
-            "training_file": req.training_file,
-            "validation_file": req.validation_file,
-            "estimated_finish": None,
-            "integrations": None,
-            "metadata": req.metadata,
-            "method": {"type": method, method: {"hyperparameters": hp}},
-            "user_provided_suffix": req.suffix,
-        }
-        assert entry.path is not None
-        spec = {
-            "base_gguf": str(entry.path),
-            "base_id": entry.config.id,
-            "context_window": entry.config.context_window,
-            "suffix": req.suffix or "",
-            "method": method,
-        }
-        row = {
-            "id": new_id,
-            "project_id": project_id,
-            "created_at": now,
-            "status": "validating_files",
-            "fine_tuned_model": None,
-            "model_deleted": False,
-            "body": body,
-            "spec": spec,
-        }
-        await asyncio.to_thread(
-            self._repo.insert, row, _event(f"Created fine-tuning job: {new_id}")
-        )
-        if self._started:  # else a worker's scheduler picks it up from the database
-            self._validate_soon(row)
-        return body
-
-    def _hyperparameters(self, req: CreateFineTuningJob) -> dict[str, Any]:
-        method = req.method
-        if method is not None and req.hyperparameters is not None:
-            raise InvalidRequest(
-                "Send hyperparameters inside method, not at the top level as well.",
-                param="hyperparameters",
-            )
-        if method is None:
-            return hyperparameters.check(req.hyperparameters or {}, "hyperparameters")
-        if method.type == "reinforcement":
-            raise InvalidRequest(
-                "The 'reinforcement' method is not supported by this server; use 'supervised' "
-                "or 'dpo'.",
-                param="method.type",
-            )
-        options = (method.supervised if method.type == "supervised" else method.dpo) or {}
-        if set(options) - {"hyperparameters"}:
-            raise InvalidRequest(
-                f"Unknown field in method.{method.type}.", param=f"method.{method.type}"
-            )
-        return hyperparameters.check(
-            options.get("hyperparameters") or {},
-            f"method.{method.type}.hyperparameters",
-            dpo=method.type == "dpo",
-        )
-
-    def _trainable_base(self, model: str) -> Any:
-        try:
-            entry = self._registry.resolve(model)
-        except KotaeError as exc:
-            raise InvalidRequest(
-                f"Model {model} is not available for fine-tuning or does not exist.",
-                param="model",
-                code="model_not_available",
-            ) from exc
-        if entry.config.backend != "llama_cpp" or entry.path is None or entry.lora is not None:
-            raise InvalidRequest(
-                f"Model {model} is not available for fine-tuning: only embedded GGUF models "
-                "can be trained here.",
-                param="model",
-                code="model_not_available",
-            )
-        return entry
-
-    async def retrieve(self, project_id: str, job: str) -> dict[str, Any]:
-        row = await asyncio.to_thread(self._repo.get, project_id, job)
-        if row is None:
-            raise NotFound(f"Fine-tuning job {job} not found.", param="fine_tuning_job_id")
-        return dict(row["body"])
-
-    async def list_jobs(
-        self, project_id: str, metadata: dict[str, str] | None
-    ) -> list[dict[str, Any]]:
-        rows = await asyncio.to_thread(self._repo.list_jobs, project_id)
-        bodies = [r["body"] for r in rows]
-        if metadata:
-            bodies = [
-                b
-                for b in bodies
-                if all((b.get("metadata") or {}).get(k) == v for k, v in metadata.items())
-            ]
-        return bodies
-
-    async def events(self, project_id: str, job: str) -> list[dict[str, Any]]:
-        await self.retrieve(project_id, job)
-        return await asyncio.to_thread(self._repo.events, job)
-
-    async def checkpoints(self, project_id: str, job: str) -> list[dict[str, Any]]:
-        await self.retrieve(project_id, job)
-        rows = await asyncio.to_thread(self._repo.checkpoints, job)
-        return [r["data"] for r in rows]
-
-    async def cancel(self, project_id: str, job: str) -> dict[str, Any]:
-        body = await self.retrieve(project_id, job)
-        if body["status"] not in ACTIVE:
-            raise InvalidRequest(
-                f"Job {job} has already {body['status']}; it cannot be cancelled.",
-                param="fine_tuning_job_id",
-            )
-        body = _ended(body, "cancelled")
-        changed = await asyncio.to_thread(
-            self._repo.update,
-            job,
-            body,
-            events=[_event("Fine-tuning job cancelled")],
-            only_if=ACTIVE,
-        )
-        if not changed:  # it finished meanwhile
-            return await self.retrieve(project_id, job)
+    def kill(self, job: str) -> None:
+        """Stops the training process if it trains `job` (cancelled)."""
         with self._lock:
             if self._running_id == job and self._proc is not None:
                 self._proc.kill()
-        return body
 
-    # -- fine-tuned models -------------------------------------------------------------------
-
-    def find_model(self, project_id: str, model: str) -> tuple[str, Path] | None:
-        """(base model id, GGUF adapter) for a fine-tuned model (or checkpoint) of this
-        project; None for anything else, including another project's. The adapter may be
-        downloaded from the blob store the first time: callers resolve off the event loop."""
-        hit = self._repo.find_model(project_id, model)
-        if hit is None:
-            return None
-        job, adapter = hit
-        if not adapter:
-            return None
-        path = self._fetch(adapter)
-        return (job["spec"]["base_id"], path) if path is not None else None
-
-    def models(self, project_id: str) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": row["fine_tuned_model"],
-                "object": "model",
-                "created": row["body"].get("finished_at") or row["created_at"],
-                "owned_by": self._projects.project_name(project_id),
-            }
-            for row in self._repo.models(project_id)
-        ]
-
-    async def delete_model(self, project_id: str, model: str) -> dict[str, Any]:
-        row = await asyncio.to_thread(self._repo.delete_model, project_id, model)
-        if row is None:
-            raise NotFound(
-                f"The model '{model}' does not exist or you do not have access to it.",
-                param="model",
-                code="model_not_found",
-            )
-        await self._registry.forget_fine_tuned(model)
-        await asyncio.to_thread(self._forget_artifacts, row["id"])
-        return {"id": model, "object": "model", "deleted": True}
-
-    # -- scheduler ---------------------------------------------------------------------------
-
-    # -- artifacts: examples and adapters in the blob store, cached on this disk -------------
-
-    def _keep(self, path: Path) -> str:
-        """A file the trainer wrote under the local folder, into the store; its key."""
-        key = path.relative_to(self._root).as_posix()
-        if self._artifacts.local_path(key) != path.resolve():
-            with open(path, "rb") as source:
-                self._artifacts.put(key, source, path.stat().st_size)
-        return key
-
-    def _fetch(self, key: str) -> Path | None:
-        """A stored artifact as a local file (downloaded once into the cache); None if gone."""
-        if Path(key).is_absolute():  # a job trained before artifacts went to the store
-            return Path(key) if Path(key).is_file() else None
-        local = self._artifacts.local_path(key)
-        if local is not None:
-            return local if local.is_file() else None
-        path = self._root / key
-        if not path.is_file():
-            if not self._artifacts.exists(key):
-                return None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-            with open(tmp, "wb") as out:
-                for chunk in self._artifacts.read(key):
-                    out.write(chunk)
-            tmp.replace(path)
-        return path
-
-    def _forget_artifacts(self, job: str) -> None:
-        shutil.rmtree(self._root / job, True)  # the cache (and, on local disk, the store)
-        for key, _ in list(self._artifacts.listing()):
-            if key.startswith(f"{job}/"):
-                self._artifacts.delete(key)
-
-    def _validate_soon(self, row: dict[str, Any]) -> None:
+    def validate_soon(self, row: dict[str, Any]) -> None:
         """Files are checked at once, in their own thread: not behind a job that trains.
         Validation is safe to repeat: two workers may both check a job, one writes it."""
         if row["id"] in self._validating:
@@ -372,7 +87,7 @@ class FineTuningService:
         threading.Thread(target=run, name=f"validate-{row['id']}", daemon=True).start()
 
     def start(self) -> None:
-        self._started = True
+        self.started = True
         self._fail_lapsed()
         self._thread = threading.Thread(target=self._loop, name="fine-tuning", daemon=True)
         self._thread.start()
@@ -385,7 +100,7 @@ class FineTuningService:
         while True:
             try:
                 for row in self._repo.with_status(("validating_files",)):
-                    self._validate_soon(row)
+                    self.validate_soon(row)
             except Exception:
                 log.exception("looking for fine-tuning jobs to validate failed")
             if self._stopping.wait(1.0):
@@ -394,11 +109,11 @@ class FineTuningService:
     def _fail_lapsed(self) -> None:
         for row in self._repo.lapsed_running():
             error = {"code": "server_restarted", "message": STOPPED, "param": None}
-            body = _ended(row["body"], "failed", error=error)
+            body = ended(row["body"], "failed", error=error)
             if self._repo.update(
                 row["id"],
                 body,
-                events=[_event("The server restarted during training.", "error")],
+                events=[job_event("The server restarted during training.", "error")],
                 only_if=("running",),
                 owner=None,
                 lease_expires_at=None,
@@ -443,19 +158,19 @@ class FineTuningService:
 
     def _fail(self, job: str, code: str, message: str, param: str | None = None) -> None:
         row = self._current(job)
-        body = _ended(
+        body = ended(
             row["body"], "failed", error={"code": code, "message": message, "param": param}
         )
         self._repo.update(
             job,
             body,
-            events=[_event(f"Fine-tuning job failed: {message}", "error")],
+            events=[job_event(f"Fine-tuning job failed: {message}", "error")],
             only_if=ACTIVE,
         )
 
     def _validate(self, row: dict[str, Any]) -> None:
         body = row["body"]
-        events = [_event(f"Validating training file: {body['training_file']}")]
+        events = [job_event(f"Validating training file: {body['training_file']}")]
         examples = {}
         for param in ("training_file", "validation_file"):
             file_id = body.get(param)
@@ -484,9 +199,9 @@ class FineTuningService:
             {"train": examples["training_file"], "valid": examples.get("validation_file")}
         ).encode()
         key = f"{row['id']}/examples.json"
-        self._artifacts.put(key, io.BytesIO(data), len(data))
+        self._artifacts.store.put(key, io.BytesIO(data), len(data))
         spec = {**row["spec"], "examples_key": key, "hyperparameters": hp}
-        events.append(_event("Files validated, moving job to queued state"))
+        events.append(job_event("Files validated, moving job to queued state"))
         self._repo.update(row["id"], body, events=events, only_if=("validating_files",), spec=spec)
 
     def _train(self, row: dict[str, Any]) -> None:
@@ -495,17 +210,17 @@ class FineTuningService:
         if not self._repo.update(
             job,
             body,
-            events=[_event("Fine-tuning job started")],
+            events=[job_event("Fine-tuning job started")],
             only_if=("queued",),
             **leases.held(self.owner, self._settings.lease_seconds),
         ):
             return
         from kotae.training.gguf_adapter import base_architecture
 
-        out = self._root / job
+        out = self._artifacts.root / job
         out.mkdir(parents=True, exist_ok=True)
         spec = dict(row["spec"])
-        examples = self._fetch(spec["examples_key"])
+        examples = self._artifacts.fetch(spec["examples_key"])
         if examples is None:
             self._fail(job, "invalid_file", "The job's validated examples are gone.")
             return
@@ -616,7 +331,7 @@ class FineTuningService:
             message = f"Step {step}/{total}: training loss={event['train_loss']:.4f}"
             if "valid_loss" in event:
                 message += f", validation loss={event['valid_loss']:.4f}"
-            buffer["events"].append(_event(message, data=data))
+            buffer["events"].append(job_event(message, data=data))
             if time.monotonic() - buffer["at"] >= 1.0:
                 self._flush(job, buffer)
             return
@@ -626,7 +341,7 @@ class FineTuningService:
             return
         if kind == "loaded":
             self._repo.add_events(
-                job, [_event(f"Base model loaded in {event['seconds']} s on {event['device']}")]
+                job, [job_event(f"Base model loaded in {event['seconds']} s on {event['device']}")]
             )
         elif kind == "checkpoint":
             step = event["metrics"]["step"]
@@ -645,7 +360,7 @@ class FineTuningService:
                 {
                     "id": checkpoint["id"],
                     "model": model,
-                    "path": self._keep(Path(event["path"]) / "adapter.gguf"),
+                    "path": self._artifacts.keep(Path(event["path"]) / "adapter.gguf"),
                     "data": checkpoint,
                 },
             )
@@ -654,8 +369,8 @@ class FineTuningService:
             self._repo.drop_checkpoints(job, [c["id"] for c in checkpoints[:3]])
             for dropped in checkpoints[3:]:
                 if not Path(dropped["path"]).is_absolute():
-                    self._artifacts.delete(dropped["path"])
-            self._repo.add_events(job, [_event(f"Checkpoint created at step {step}")])
+                    self._artifacts.store.delete(dropped["path"])
+            self._repo.add_events(job, [job_event(f"Checkpoint created at step {step}")])
 
     def _succeed(
         self, job: str, spec: dict[str, Any], outcome: dict[str, Any], metrics: list[dict[str, Any]]
@@ -681,20 +396,23 @@ class FineTuningService:
                 "text/csv",
             )
         )
-        body = _ended(
+        body = ended(
             row["body"],
             "succeeded",
             fine_tuned_model=model,
             trained_tokens=outcome["trained_tokens"],
             result_files=[result.id],
         )
-        spec = {**row["spec"], "adapter_path": self._keep(Path(outcome["path"]) / "adapter.gguf")}
+        spec = {
+            **row["spec"],
+            "adapter_path": self._artifacts.keep(Path(outcome["path"]) / "adapter.gguf"),
+        }
         self._repo.update(
             job,
             body,
             events=[
-                _event(f"New fine-tuned model created: {model}"),
-                _event("The job has successfully completed"),
+                job_event(f"New fine-tuned model created: {model}"),
+                job_event("The job has successfully completed"),
             ],
             only_if=("running",),
             fine_tuned_model=model,
