@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -11,16 +12,28 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kotae.api.bounded import shown
 from kotae.errors import KotaeError, is_disk_full
 from kotae.ids import ID_PATTERNS, wrong_prefix
 
 log = logging.getLogger("kotae")
 
 
+class ErrorResponse(JSONResponse):
+    """An error body renders whatever the client sent, keys included: text that UTF-8 cannot
+    hold (an unpaired surrogate) is written as U+FFFD instead of failing with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(
+            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+        )
+        return shown(text).encode("utf-8")
+
+
 def envelope(
     status: int, message: str, type_: str, param: str | None = None, code: str | None = None
 ) -> JSONResponse:
-    return JSONResponse(
+    return ErrorResponse(
         {"error": {"message": message, "type": type_, "param": param, "code": code}},
         status_code=status,
     )
@@ -130,7 +143,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(KotaeError)
     async def _kotae(_: Request, exc: KotaeError) -> JSONResponse:
         headers = getattr(exc, "headers", None)  # a rate limit's retry-after
-        return JSONResponse(error_body(exc), status_code=exc.status_code, headers=headers)
+        return ErrorResponse(error_body(exc), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, MeteredProjectDep
 from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.sse import sse_response
 from kotae.providers.inference.base import CancelToken
 from kotae.schemas.chat_completions import CreateChatCompletion
 
-router = APIRouter(prefix="/v1/chat", tags=["chat"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/chat", tags=["chat"])
 
 
 @router.post("/completions")

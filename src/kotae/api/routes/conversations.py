@@ -8,12 +8,13 @@ from anyio import to_thread
 from fastapi import APIRouter
 from pydantic import Field
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import check_limit, page
 from kotae.api.params import ConversationId, Includes, Limit
 from kotae.schemas.common import StrictModel, Tagged, WithMetadata
 
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/conversations", tags=["conversations"])
 
 
 class CreateConversation(WithMetadata):

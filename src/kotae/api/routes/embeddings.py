@@ -7,10 +7,11 @@ from typing import Any
 from anyio import to_thread
 from fastapi import APIRouter
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, MeteredProjectDep
 from kotae.schemas.embeddings import CreateEmbedding
 
-router = APIRouter(prefix="/v1/embeddings", tags=["embeddings"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/embeddings", tags=["embeddings"])
 
 
 @router.post("")

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import Order, check_limit, page
 from kotae.api.params import FileId
 from kotae.api.wire import wire
 from kotae.errors import InvalidRequest
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/files", tags=["files"])
 
 
 async def read_form(request: Request) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import check_limit, page
 from kotae.api.params import JobId, Limit
@@ -13,7 +14,7 @@ from kotae.errors import InvalidRequest
 from kotae.schemas.fine_tuning import CreateFineTuningJob
 from kotae.storage.repositories.paging import cursor_page
 
-router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
 
 @router.post("")

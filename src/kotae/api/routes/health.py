@@ -7,9 +7,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=BoundedRoute, tags=["health"])
 
 
 @router.get("/health")

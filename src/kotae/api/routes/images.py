@@ -11,6 +11,7 @@ from PIL import Image
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, MeteredProjectDep
 from kotae.api.disconnect import cancel_on_disconnect
 from kotae.container import Container
@@ -19,7 +20,7 @@ from kotae.providers.inference.base import CancelToken
 from kotae.providers.vision.perception import open_image
 from kotae.schemas.images import CreateImage, EditImage, ImageVariation
 
-router = APIRouter(prefix="/v1/images", tags=["images"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/images", tags=["images"])
 MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 

@@ -7,10 +7,11 @@ from typing import Any
 from anyio import to_thread
 from fastapi import APIRouter
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.errors import ModelNotFound, PermissionDenied
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/models", tags=["models"])
 
 
 def _model(model_id: str, created: int, owned_by: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, bearer_key, get_project
 from kotae.api.pagination import check_limit, page
 from kotae.api.params import Limit
@@ -18,7 +19,9 @@ from kotae.schemas.common import StrictModel
 from kotae.storage.repositories.paging import cursor_page
 from kotae.storage.repositories.projects import KeyInfo, ProjectInfo
 
-router = APIRouter(prefix="/v1/organization/projects", tags=["organization"])
+router = APIRouter(
+    route_class=BoundedRoute, prefix="/v1/organization/projects", tags=["organization"]
+)
 
 
 async def require_admin(request: Request, container: ContainerDep) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, MeteredProjectDep, ProjectDep
 from kotae.api.disconnect import cancel_on_disconnect
 from kotae.api.pagination import Order, check_limit, page
@@ -17,7 +18,7 @@ from kotae.api.wire import wire
 from kotae.providers.inference.base import CancelToken
 from kotae.schemas.responses import CompactResponse, CountInputTokens, CreateResponse
 
-router = APIRouter(prefix="/v1/responses", tags=["responses"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/responses", tags=["responses"])
 
 
 def _json(model: Any) -> Response:

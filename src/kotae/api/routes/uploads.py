@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.datastructures import UploadFile
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.params import UploadId
 from kotae.api.routes.files import read_form
@@ -16,7 +17,7 @@ from kotae.api.wire import wire
 from kotae.errors import InvalidRequest
 from kotae.schemas.common import StrictModel
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/uploads", tags=["uploads"])
 
 
 class CreateUpload(StrictModel):

@@ -7,6 +7,7 @@ from typing import Any
 from anyio import to_thread
 from fastapi import APIRouter
 
+from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, ProjectDep
 from kotae.api.pagination import Order, check_limit, page
 from kotae.api.params import BatchId, FileId, Limit, VectorStoreId
@@ -20,7 +21,7 @@ from kotae.schemas.vector_stores import (
     UpdateVectorStoreFile,
 )
 
-router = APIRouter(prefix="/v1/vector_stores", tags=["vector_stores"])
+router = APIRouter(route_class=BoundedRoute, prefix="/v1/vector_stores", tags=["vector_stores"])
 
 
 def _page(items: list[Any], more: bool) -> dict[str, Any]:

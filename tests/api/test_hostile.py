@@ -1,0 +1,120 @@
+"""Hostile bodies: each is refused with OpenAI's 400 envelope, the server stays up and answers
+others, and nothing is half-written. (How long /health waits meanwhile is measured in
+bench/hostile.py, not asserted here.)"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import FAST_MODEL
+from tests.helpers import Server
+
+
+def post(server: Server, key: str, path: str, body: bytes | dict[str, Any]) -> httpx.Response:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(
+        f"{server.base_url}{path}",
+        content=raw,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        timeout=120,
+    )
+
+
+def assert_envelope(r: httpx.Response, status: int = 400) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error"
+    return dict(error)
+
+
+def alive(server: Server) -> None:
+    assert httpx.get(f"{server.base_url.removesuffix('/v1')}/health", timeout=10).status_code == 200
+
+
+# A lone surrogate, as JSON carries it (\ud800 written out): Python's json reads it into a str
+# that UTF-8 cannot encode.
+LONE = "\\ud800"
+
+SURROGATE_BODIES = {
+    "metadata key": ("/responses", '{"model":"%s","input":"hi","metadata":{"%s":"v"}}'),
+    "top-level key": ("/responses", '{"model":"%s","input":"hi","%s":1}'),
+    "input item key": (
+        "/responses",
+        '{"model":"%s","input":[{"role":"user","content":"hi","%s":1}]}',
+    ),
+    "json_schema property": (
+        "/responses",
+        '{"model":"%s","input":"hi","text":{"format":{"type":"json_schema","name":"x",'
+        '"schema":{"type":"object","properties":{"%s":{"type":"string"}}}}}}',
+    ),
+    "input text": ("/responses", '{"model":"%s","input":"hi %s"}'),
+    "chat completions": (
+        "/chat/completions",
+        '{"model":"%s","messages":[{"role":"user","content":"hi"}],"metadata":{"%s":"v"}}',
+    ),
+    "vector store metadata": ("/vector_stores", '{"name":"%s","metadata":{"%s":"v"}}'),
+    "conversation metadata": ("/conversations", '{"metadata":{"k":"%s","%s":"v"}}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SURROGATE_BODIES))
+def test_a_lone_surrogate_is_a_400_never_a_500(server: Server, key_a: str, case: str) -> None:
+    path, template = SURROGATE_BODIES[case]
+    body = (template % (FAST_MODEL, LONE)).encode()
+    error = assert_envelope(post(server, key_a, path, body))
+    assert error["code"] == "invalid_unicode"
+    assert "\ud800" not in json.dumps(error, ensure_ascii=False)
+    alive(server)
+
+
+def test_nothing_is_stored_from_a_refused_body(server: Server, key_a: str) -> None:
+    before = httpx.get(
+        f"{server.base_url}/vector_stores", headers={"Authorization": f"Bearer {key_a}"}
+    ).json()["data"]
+    body = ('{"name":"half","metadata":{"%s":"v"}}' % LONE).encode()
+    assert_envelope(post(server, key_a, "/vector_stores", body))
+    after = httpx.get(
+        f"{server.base_url}/vector_stores", headers={"Authorization": f"Bearer {key_a}"}
+    ).json()["data"]
+    assert [s["id"] for s in after] == [s["id"] for s in before]
+
+
+def test_embeddings_over_openais_caps_are_refused_before_validation(
+    server: Server, key_a: str
+) -> None:
+    # 3,000,000 integers (about 6 MB): checked in the child process, not validated here.
+    many = b'{"model":"text-embedding-3-small","input":[' + b",".join([b"7"] * 3_000_000) + b"]}"
+    error = assert_envelope(post(server, key_a, "/embeddings", many))
+    assert error["param"] == "input" and "8192 tokens" in error["message"]
+    strings = {"model": "text-embedding-3-small", "input": ["a"] * 2049}
+    error = assert_envelope(post(server, key_a, "/embeddings", strings))
+    assert error["param"] == "input" and "2048" in error["message"]
+    nested = {"model": "text-embedding-3-small", "input": [[1, 2], [3] * 8193]}
+    assert assert_envelope(post(server, key_a, "/embeddings", nested))["param"] == "input[1]"
+    alive(server)
+
+
+def test_a_million_tiny_messages_is_a_400(server: Server, key_a: str) -> None:
+    item = b'{"role":"user","content":"x"},'
+    body = b'{"model":"%s","input":[' % FAST_MODEL.encode() + item * 1_000_000
+    body = body[:-1] + b"]}"
+    error = assert_envelope(post(server, key_a, "/responses", body))
+    assert error["param"] == "input" and "100000" in error["message"]
+    alive(server)
+
+
+def test_deep_nesting_is_a_400(server: Server, key_a: str) -> None:
+    deep = '{"model":"%s","input":"hi","metadata":{"k":"v"},"text":' % FAST_MODEL
+    deep += '{"a":' * 100 + "1" + "}" * 100 + "}"
+    assert assert_envelope(post(server, key_a, "/responses", deep.encode()))["code"] == "too_deep"
+    alive(server)
+
+
+def test_broken_json_is_still_openais_parse_error(server: Server, key_a: str) -> None:
+    error = assert_envelope(post(server, key_a, "/responses", b'{"model": "x", "input": '))
+    assert "could not parse the JSON body" in error["message"]
