@@ -76,7 +76,7 @@ def test_nothing_is_stored_from_a_refused_body(server: Server, key_a: str) -> No
     before = httpx.get(
         f"{server.base_url}/vector_stores", headers={"Authorization": f"Bearer {key_a}"}
     ).json()["data"]
-    body = ('{"name":"half","metadata":{"%s":"v"}}' % LONE).encode()
+    body = ('{"name":"half","metadata":{"' + LONE + '":"v"}}').encode()
     assert_envelope(post(server, key_a, "/vector_stores", body))
     after = httpx.get(
         f"{server.base_url}/vector_stores", headers={"Authorization": f"Bearer {key_a}"}
@@ -109,7 +109,7 @@ def test_a_million_tiny_messages_is_a_400(server: Server, key_a: str) -> None:
 
 
 def test_deep_nesting_is_a_400(server: Server, key_a: str) -> None:
-    deep = '{"model":"%s","input":"hi","metadata":{"k":"v"},"text":' % FAST_MODEL
+    deep = '{"model":"' + FAST_MODEL + '","input":"hi","metadata":{"k":"v"},"text":'
     deep += '{"a":' * 100 + "1" + "}" * 100 + "}"
     assert assert_envelope(post(server, key_a, "/responses", deep.encode()))["code"] == "too_deep"
     alive(server)
@@ -118,3 +118,16 @@ def test_deep_nesting_is_a_400(server: Server, key_a: str) -> None:
 def test_broken_json_is_still_openais_parse_error(server: Server, key_a: str) -> None:
     error = assert_envelope(post(server, key_a, "/responses", b'{"model": "x", "input": '))
     assert "could not parse the JSON body" in error["message"]
+
+
+def test_token_array_embeddings_read_cl100k_tokens(client: Any) -> None:
+    # [9906, 1917] is "Hello world" in cl100k_base, as tiktoken (and LangChain) send it.
+    text = client.embeddings.create(model="text-embedding-3-small", input="Hello world")
+    tokens = client.embeddings.create(model="text-embedding-3-small", input=[9906, 1917])
+    both = client.embeddings.create(model="text-embedding-3-small", input=[[9906, 1917], [9906]])
+    assert tokens.data[0].embedding == pytest.approx(text.data[0].embedding, abs=1e-6)
+    assert both.data[0].embedding == pytest.approx(text.data[0].embedding, abs=1e-6)
+    assert len(both.data) == 2
+    with pytest.raises(Exception) as bad:
+        client.embeddings.create(model="text-embedding-3-small", input=[9906, 10**7])
+    assert getattr(bad.value, "status_code", None) == 400

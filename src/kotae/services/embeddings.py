@@ -23,6 +23,26 @@ MAX_REQUEST_TOKENS = 300_000
 MAX_CHARS_PER_TOKEN = 8
 
 
+def decode_tokens(tokens: Any, param: str) -> str:
+    """A token array as text. OpenAI's embedding models read cl100k_base tokens, so clients
+    that count tokens with tiktoken (LangChain does) send those: they are decoded with the
+    same encoding (bpe-openai ships it; nothing is downloaded), then embedded as text."""
+    from bpe_openai import get_encoding
+
+    encoding = get_encoding("cl100k_base")
+    if not isinstance(tokens, list) or not tokens:
+        raise InvalidRequest("A token array must not be empty.", param=param)
+    top = encoding.n_vocab
+    for j, token in enumerate(tokens):
+        if not isinstance(token, int) or not 0 <= token < top:
+            raise InvalidRequest(
+                f"Invalid token {token!r}: cl100k_base tokens are 0 to {top - 1}.",
+                param=f"{param}[{j}]",
+            )
+    text: str = encoding.decode(tokens)
+    return text
+
+
 class EmbeddingsService:
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
@@ -64,11 +84,15 @@ class EmbeddingsService:
             fnmatch.fnmatchcase(req.model, a) for a in ALIASES
         ):
             raise ModelNotFound(f"The model '{req.model}' does not exist.", param="model")
-        texts = [req.input] if isinstance(req.input, str) else req.input
-        if not texts:
+        given: list[Any] = [req.input] if isinstance(req.input, str) else list(req.input)
+        if given and all(isinstance(t, int) for t in given):
+            given = [given]  # one token array
+        if not given:
             raise InvalidRequest("input must not be empty.", param="input")
-        if not all(isinstance(t, str) for t in texts):
-            raise InvalidRequest("Token arrays are not supported here; send text.", param="input")
+        texts = [
+            t if isinstance(t, str) else decode_tokens(t, f"input[{i}]")
+            for i, t in enumerate(given)
+        ]
         if len(texts) > MAX_INPUTS:
             raise InvalidRequest(f"At most {MAX_INPUTS} inputs a request.", param="input")
         if any(not t for t in texts):
