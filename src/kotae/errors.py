@@ -116,6 +116,13 @@ def queue_full_engine(message: str) -> str | None:
     return found.group(1) if found else None
 
 
+class ClientGone(KotaeError):
+    """The client left before its answer was ready (nginx's 499: nobody reads it)."""
+
+    status_code = 499
+    error_type = "invalid_request_error"
+
+
 class BackendError(KotaeError):
     """The model engine failed (a remote server down, a crash in the runtime)."""
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
+from kotae.errors import ClientGone
 from kotae.providers.inference.base import CancelToken
 
 T = TypeVar("T")
@@ -29,3 +30,27 @@ async def cancel_on_disconnect(request: Request, cancel: CancelToken, work: Awai
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watcher
+
+
+async def stop_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """`work` (preparing a request: counting tokens, compacting), cancelled if the client goes
+    away first; the client that would read the answer is gone, so it raises ClientGone."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await watcher
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise ClientGone("The client closed the connection before the request was prepared.")
+    return task.result()

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kotae.api.bounded import BoundedRoute
 from kotae.api.deps import ContainerDep, MeteredProjectDep, ProjectDep
-from kotae.api.disconnect import cancel_on_disconnect
+from kotae.api.disconnect import cancel_on_disconnect, stop_on_disconnect
 from kotae.api.pagination import Order, check_limit, page
 from kotae.api.params import Includes, Limit, ResponseId
 from kotae.api.sse import sse_response
@@ -32,7 +32,9 @@ async def create_response(
     req: CreateResponse, request: Request, container: ContainerDep, project: MeteredProjectDep
 ) -> Response:
     service = container.responses
-    prepared = await service.prepare(project, req)
+    preparing = service.prepare(project, req)
+    # A background request is accepted even if its client leaves; others stop preparing.
+    prepared = await (preparing if req.background else stop_on_disconnect(request, preparing))
     if req.background and not container.settings.run_worker:
         await service.enqueue(prepared)  # a worker runs it; followed from the store
         if req.stream:

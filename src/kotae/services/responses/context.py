@@ -30,6 +30,40 @@ def refuse_oversized(messages: list[ChatMessage], window: int, param: str) -> No
         )
 
 
+def newest_within(body: list[ChatMessage], chars: int) -> list[ChatMessage]:
+    """The newest messages whose text fits in `chars` (at least the newest one), summed once
+    from the end."""
+    total = 0
+    for i in range(len(body) - 1, -1, -1):
+        total += len(body[i].content)
+        if total > chars:
+            return body[i + 1 :] if i + 1 < len(body) else body[-1:]
+    return body
+
+
+async def _longest_fitting(
+    backend: ChatBackend,
+    head: list[ChatMessage],
+    body: list[ChatMessage],
+    tools: list[FunctionSpec] | None,
+    budget: int,
+) -> tuple[list[ChatMessage], int]:
+    """The most newest messages of `body` whose prompt is at most `budget` tokens (the whole
+    body is known not to fit), with that prompt's count; the newest message alone if none."""
+    lo, hi = 1, len(body) - 1
+    best: tuple[int, int] | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        count = await backend.count_tokens(head + body[-mid:], tools)
+        if count <= budget:
+            best, lo = (mid, count), mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        return body[-1:], await backend.count_tokens(head + body[-1:], tools)
+    return body[-best[0] :], best[1]
+
+
 @dataclass
 class PromptContext:
     messages: list[ChatMessage]
@@ -59,15 +93,14 @@ async def build_context(
     # refused without being tokenized.
     limit = window * MAX_CHARS_PER_TOKEN
     if truncation == "auto":
-        while _chars(head + body) > limit and len(body) > 1:
-            body = body[1:]
+        body = newest_within(body, limit - _chars(head))
     refuse_oversized(head + body, window, "input")
     tokens = await backend.count_tokens(head + body, tools)
-    if truncation == "auto":
-        # Drop the oldest items first; the newest message always stays.
-        while tokens + reserve > window and len(body) > 1:
-            body = body[1:]
-            tokens = await backend.count_tokens(head + body, tools)
+    if truncation == "auto" and tokens + reserve > window and len(body) > 1:
+        # Drop the oldest items first; the newest message always stays. Kept messages only
+        # add tokens, so the longest newest run that fits is found by halving: a few counts
+        # however long the thread (one count a dropped message was quadratic).
+        body, tokens = await _longest_fitting(backend, head, body, tools, window - reserve)
     if tokens + 16 > window or (truncation == "auto" and tokens + reserve > window):
         raise ContextLengthExceeded(
             f"Your input is {tokens} tokens; this model's context window is {window} tokens. "
