@@ -102,11 +102,19 @@ class RequestRateLimited(RateLimited):
     default_code = "rate_limit_exceeded"
 
 
-def queue_full(what: str, pending: int) -> RateLimited:
-    """The 429 of an embedded engine whose queue holds its limit."""
+def queue_full(what: str, pending: int, limit: int | None = None) -> RateLimited:
+    """The 429 of a queue that holds its limit (an embedded engine's, the workers'), with the
+    headers OpenAI's 429s carry: when to retry, and the limit it hit."""
+    cap = str(limit if limit is not None else pending)
     return RateLimited(
         f"{what} has {pending} requests in its queue; retry shortly.",
         code="rate_limit_exceeded",
+        headers={
+            "retry-after": "1",
+            "x-ratelimit-limit-requests": cap,
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "1s",
+        },
     )
 
 

@@ -4,14 +4,16 @@ bench/hostile.py, not asserted here.)"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import FAST_MODEL
-from tests.helpers import Server
+from tests.conftest import FAST_MODEL, REAL_MODEL
+from tests.helpers import Server, new_key
 
 
 def post(server: Server, key: str, path: str, body: bytes | dict[str, Any]) -> httpx.Response:
@@ -131,3 +133,45 @@ def test_token_array_embeddings_read_cl100k_tokens(client: Any) -> None:
     with pytest.raises(Exception) as bad:
         client.embeddings.create(model="text-embedding-3-small", input=[9906, 10**7])
     assert getattr(bad.value, "status_code", None) == 400
+
+
+def test_a_burst_never_admits_more_than_the_queue_cap(tmp_path: Path) -> None:
+    """60 streams at once against a queue of 8: at most 8 admitted, the rest OpenAI's 429 with
+    retry-after and x-ratelimit-* (all 60 were admitted when the place was taken only once
+    the stream started, awaits after the check)."""
+    srv = Server(tmp_path / "data", KOTAE_MAX_QUEUED_REQUESTS="8")
+    try:
+        key = new_key(srv.env, "p")
+        body = {"model": REAL_MODEL, "input": "Count to five.", "max_output_tokens": 16}
+
+        async def one(client: httpx.AsyncClient) -> httpx.Response:
+            return await client.post(
+                f"{srv.base_url}/responses",
+                json={**body, "stream": True},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+
+        async def burst() -> list[httpx.Response]:
+            limits = httpx.Limits(max_connections=60)
+            async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+                return list(await asyncio.gather(*(one(client) for _ in range(60))))
+
+        answers = asyncio.run(burst())
+        admitted = [r for r in answers if r.status_code == 200]
+        refused = [r for r in answers if r.status_code == 429]
+        assert len(admitted) + len(refused) == 60
+        assert 1 <= len(admitted) <= 8
+        for r in refused:
+            assert r.json()["error"]["code"] == "rate_limit_exceeded"
+            assert r.headers["retry-after"] == "1"
+            assert r.headers["x-ratelimit-limit-requests"] == "8"
+            assert r.headers["x-ratelimit-remaining-requests"] == "0"
+        for r in admitted:  # each ran to its end (16 tokens: completed or incomplete)
+            assert r.text.rstrip().endswith(
+                ('"type":"response.completed"}', '"type":"response.incomplete"}')
+            )
+        # Every place was given back: as many again are admitted.
+        again = asyncio.run(burst())
+        assert 1 <= sum(r.status_code == 200 for r in again) <= 8
+    finally:
+        srv.stop()

@@ -14,6 +14,7 @@ from kotae.config import ModelConfig, Settings
 from kotae.errors import ContextLengthExceeded, InvalidRequest
 from kotae.ops.metrics import Metrics
 from kotae.providers.inference.base import (
+    Admission,
     CancelToken,
     ChatBackend,
     ChatMessage,
@@ -24,6 +25,7 @@ from kotae.providers.inference.base import (
     TokenLogprob,
     ToolCall,
     ToolCallDelta,
+    admit,
 )
 from kotae.schemas.chat_completions import ChatMessageIn, CreateChatCompletion
 from kotae.services.models import ModelRegistry
@@ -54,12 +56,25 @@ class ChatCompletionsService:
 
     async def prepare(
         self, project_id: str, req: CreateChatCompletion
-    ) -> tuple[ChatBackend, ChatRequest, str]:
+    ) -> tuple[ChatBackend, ChatRequest, str, Admission]:
+        """The engine, its request and the model's name, with a place in the engine's queue
+        held until `create` or `stream` ends (a refusal here gives it back)."""
         if req.top_logprobs and not req.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs set to true.", param="top_logprobs")
         entry = await asyncio.to_thread(self._registry.resolve, req.model, project_id)
         backend = self._registry.backend_for(entry)
-        backend.check_capacity()
+        admission = admit(backend)
+        try:
+            chat = await self._chat_request(project_id, req, entry, backend)
+        except BaseException:
+            admission.release()
+            raise
+        admission.tie_to(chat)
+        return backend, chat, entry.config.id, admission
+
+    async def _chat_request(
+        self, project_id: str, req: CreateChatCompletion, entry: Any, backend: ChatBackend
+    ) -> ChatRequest:
         messages = [_message(m, i) for i, m in enumerate(req.messages)]
         await self._add_media(project_id, req, messages, entry.config)
         tools = parse_tools(
@@ -107,9 +122,36 @@ class ChatCompletionsService:
             repeat_penalty=entry.config.repeat_penalty,
             loop_guard=entry.config.loop_guard,
         )
-        return backend, chat, entry.config.id
+        return chat
 
     async def create(
+        self,
+        backend: ChatBackend,
+        chat: ChatRequest,
+        model: str,
+        admission: Admission,
+        cancel: CancelToken | None = None,
+    ) -> ChatCompletion:
+        try:
+            return await self._create(backend, chat, model, cancel)
+        finally:
+            admission.release()
+
+    async def stream(
+        self,
+        backend: ChatBackend,
+        chat: ChatRequest,
+        model: str,
+        admission: Admission,
+        include_usage: bool,
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        try:
+            async for chunk in self._stream(backend, chat, model, include_usage):
+                yield chunk
+        finally:
+            admission.release()
+
+    async def _create(
         self,
         backend: ChatBackend,
         chat: ChatRequest,
@@ -157,7 +199,7 @@ class ChatCompletionsService:
             }
         )
 
-    async def stream(
+    async def _stream(
         self, backend: ChatBackend, chat: ChatRequest, model: str, include_usage: bool
     ) -> AsyncIterator[ChatCompletionChunk]:
         base = {

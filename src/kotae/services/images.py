@@ -236,7 +236,7 @@ class ImagesService:
         self._options(params)
         waiting = await asyncio.to_thread(jobs.waiting)
         if waiting >= self._settings.max_queued_images:
-            raise queue_full("The image queue", waiting)
+            raise queue_full("The image queue", waiting, self._settings.max_queued_images)
         job_id = "imgjob_" + secrets.token_hex(12)
         # Inputs beside the pictures, named to expire with them (the purge removes both).
         expires = int(time.time()) + INPUT_TTL_SECONDS

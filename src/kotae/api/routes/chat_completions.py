@@ -23,12 +23,13 @@ async def create_chat_completion(
     project_id: MeteredProjectDep,
 ) -> Response:
     service = container.chat_completions
-    backend, chat, model = await service.prepare(project_id, req)
+    backend, chat, model, admission = await service.prepare(project_id, req)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return sse_response(service.stream(backend, chat, model, include_usage), done_marker=True)
+        events = service.stream(backend, chat, model, admission, include_usage)
+        return sse_response(events, done_marker=True)
     cancel = CancelToken()
     result = await cancel_on_disconnect(
-        request, cancel, service.create(backend, chat, model, cancel)
+        request, cancel, service.create(backend, chat, model, admission, cancel)
     )
     return JSONResponse(result.model_dump(mode="json", exclude_unset=True, by_alias=True))

@@ -56,7 +56,7 @@ class DiffusersBackend:
 
     def check_capacity(self) -> None:
         if self._pending >= self._max_queued:
-            raise queue_full("The image model", self._pending)
+            raise queue_full("The image model", self._pending, self._max_queued)
 
     async def generate(
         self, job: ImageJob, on_partial: PartialCallback | None = None

@@ -22,7 +22,7 @@ class DiffusersRunnerBackend:
 
     def check_capacity(self) -> None:
         if self._pending >= self._max_queued:
-            raise queue_full("The image model", self._pending)
+            raise queue_full("The image model", self._pending, self._max_queued)
 
     async def generate(
         self, job: ImageJob, on_partial: PartialCallback | None = None

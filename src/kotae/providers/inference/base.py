@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -174,3 +175,32 @@ class ChatBackend(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Admission:
+    """A place in an engine's queue, held from a request's acceptance to its end: counted
+    before the first await, so what is admitted never exceeds the queue's cap in a burst."""
+
+    def __init__(self, release: Callable[[], None] | None = None) -> None:
+        self._release = release
+
+    def release(self) -> None:
+        """Idempotent: the run's end, its failure and its garbage collection may all call it."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def tie_to(self, owner: object) -> None:
+        """Released at the latest when `owner` is collected (a request prepared, never run)."""
+        weakref.finalize(owner, self.release)
+
+
+def admit(backend: ChatBackend) -> Admission:
+    """A place in `backend`'s queue, or RateLimited (429) when it is full. Engines that queue
+    for themselves (remote servers) admit everything."""
+    take = getattr(backend, "admit", None)
+    if take is None:
+        backend.check_capacity()
+        return Admission()
+    release: Callable[[], None] = take()
+    return Admission(release)

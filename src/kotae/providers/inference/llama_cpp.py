@@ -263,7 +263,7 @@ class LlamaCppBackend:
 
     def check_capacity(self) -> None:
         if self._pending >= self._max_queued:
-            raise queue_full(f"Model '{self.model_id}'", self._pending)
+            raise queue_full(f"Model '{self.model_id}'", self._pending, self._max_queued)
 
     async def count_tokens(
         self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None

@@ -71,9 +71,17 @@ class LlamaCppRunnerBackend:
 
         return release
 
+    def admit(self) -> Callable[[], None]:
+        """A place in the queue for one request, from its acceptance to its end (released by
+        the caller), or a 429: checked and taken with no await between, so a burst never
+        admits more than the cap."""
+        if self._reserved >= self._max_queued:
+            raise queue_full(f"Model '{self.model_id}'", self._reserved, self._max_queued)
+        return self.reserve()
+
     def check_capacity(self) -> None:
         if self._pending + self._reserved >= self._max_queued:
-            raise queue_full(f"Model '{self.model_id}'", self._pending)
+            raise queue_full(f"Model '{self.model_id}'", self._pending, self._max_queued)
 
     async def count_tokens(
         self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None

@@ -61,8 +61,6 @@ class Background:
     async def start(self, p: Prepared) -> BackgroundRun:
         if not p.saved:
             await self._runner.save_running(p)
-        reserve = getattr(p.backend, "reserve", None)
-        release = reserve() if reserve is not None else None
         run = BackgroundRun(cancel=CancelToken())
         self._runs[p.response.id] = run
 
@@ -85,8 +83,7 @@ class Background:
                 await self._runner.persist(p, p.response, True)
                 raise exc
             finally:
-                if release is not None:
-                    release()
+                p.admission.release()
                 run.done = True
                 run.changed.set()
                 # Followers replay from the store once the run is over.
@@ -120,9 +117,13 @@ class Background:
         ones holds across replicas: it is counted in the database."""
         waiting = await asyncio.to_thread(self._repo.waiting)
         if waiting >= self._settings.max_waiting_responses:
-            raise queue_full("The background response queue", waiting)
+            p.admission.release()
+            raise queue_full(
+                "The background response queue", waiting, self._settings.max_waiting_responses
+            )
         request = p.request.model_dump_json(exclude_unset=True, by_alias=True)
         await self._runner.save_running(p, request=request)
+        p.admission.release()  # the worker that takes it is admitted by its own engine
 
     async def serve_queue(self) -> None:
         """Forever: take background responses that API replicas queued, while this process

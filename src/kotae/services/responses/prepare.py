@@ -17,7 +17,13 @@ from openai.types.responses.response import Conversation as ResponseConversation
 from kotae import ids
 from kotae.config import Settings
 from kotae.errors import InvalidRequest, refuse_unknown
-from kotae.providers.inference.base import CancelToken, ChatBackend, Finished
+from kotae.providers.inference.base import (
+    Admission,
+    CancelToken,
+    ChatBackend,
+    Finished,
+    admit,
+)
 from kotae.schemas.responses import CreateResponse, check_includes
 from kotae.services.conversations import ConversationsService
 from kotae.services.models import ModelEntry, ModelRegistry
@@ -52,6 +58,8 @@ class Prepared:
     compaction: Any = None  # the compaction item made before the answer (context_management)
     compaction_cost: Finished | None = None
     saved: bool = False  # its row exists already (stored while it runs)
+    # Its place in the engine's queue, from acceptance to the run's end (run.py releases it).
+    admission: Admission = field(default_factory=Admission)
 
 
 class Preparer:
@@ -72,10 +80,28 @@ class Preparer:
         self._media = media
 
     async def prepare(self, project_id: str, req: CreateResponse) -> Prepared:
-        """Everything that can reject a request, before any event is sent."""
+        """Everything that can reject a request, before any event is sent. The request holds
+        a place in its engine's queue from here; a refusal gives it back."""
         check_request(req)
         tools = parse_tools(req.tools, req.tool_choice)
-        entry, backend = await self.model(req.model, project_id)
+        entry, backend, admission = await self.model(req.model, project_id)
+        try:
+            prepared = await self._prepare(project_id, req, tools, entry, backend)
+        except BaseException:
+            admission.release()
+            raise
+        prepared.admission = admission
+        admission.tie_to(prepared)
+        return prepared
+
+    async def _prepare(
+        self,
+        project_id: str,
+        req: CreateResponse,
+        tools: ToolSetup,
+        entry: ModelEntry,
+        backend: ChatBackend,
+    ) -> Prepared:
         conversation_id = conversation_id_of(req.conversation)
         history = await self.thread(project_id, req.previous_response_id, conversation_id)
         new_items = normalize_input(await self.resolve_references(project_id, req.input))
@@ -120,13 +146,13 @@ class Preparer:
             prepared.response.conversation = ResponseConversation(id=conversation_id)
         return prepared
 
-    async def model(self, name: str, project_id: str) -> tuple[ModelEntry, ChatBackend]:
-        """The model a request names, and its engine if that has room for one more request.
-        Resolved off the event loop: a fine-tuned adapter may download the first time."""
+    async def model(self, name: str, project_id: str) -> tuple[ModelEntry, ChatBackend, Admission]:
+        """The model a request names, its engine, and a place in that engine's queue (a 429
+        when it is full). Resolved off the event loop: a fine-tuned adapter may download the
+        first time."""
         entry = await asyncio.to_thread(self._registry.resolve, name, project_id)
         backend = self._registry.backend_for(entry)
-        backend.check_capacity()
-        return entry, backend
+        return entry, backend, admit(backend)
 
     async def thread(
         self, project_id: str, previous_response_id: str | None, conversation_id: str | None

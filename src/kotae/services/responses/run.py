@@ -73,6 +73,17 @@ class Runner:
     async def events(
         self, p: Prepared, cancel: CancelToken, *, background: bool
     ) -> AsyncIterator[StreamEvent]:
+        """The response's events; its place in the engine's queue is given back at the end,
+        however it ends (a client that leaves closes this generator)."""
+        try:
+            async for event in self._events(p, cancel, background=background):
+                yield event
+        finally:
+            p.admission.release()
+
+    async def _events(
+        self, p: Prepared, cancel: CancelToken, *, background: bool
+    ) -> AsyncIterator[StreamEvent]:
         emitter = ResponseEmitter(
             p.response,
             snapshots=p.request.stream or background,

@@ -87,18 +87,23 @@ class ResponsesService:
 
     async def count_input_tokens(self, project_id: str, req: CreateResponse) -> int:
         """The tokens `req` would give the model, counted as a create would build them."""
-        return (await self.prepare(project_id, req)).context.input_tokens
+        prepared = await self.prepare(project_id, req)
+        prepared.admission.release()
+        return prepared.context.input_tokens
 
     async def compact(self, project_id: str, req: CompactResponse) -> dict[str, Any]:
         """The thread (previous_response_id and input) as its user messages and one compaction
         item holding the model's summary of the rest."""
-        _, backend = await self._preparer.model(req.model, project_id)
-        history = await self._preparer.thread(project_id, req.previous_response_id, None)
-        given = await self._preparer.resolve_references(project_id, req.input)
-        items = [*history, *normalize_input(given)]
-        if not items:
-            raise InvalidRequest("Missing required parameter: 'input'.", param="input")
-        summary, finished = await summarize(backend, items, req.instructions, CancelToken())
+        _, backend, admission = await self._preparer.model(req.model, project_id)
+        try:
+            history = await self._preparer.thread(project_id, req.previous_response_id, None)
+            given = await self._preparer.resolve_references(project_id, req.input)
+            items = [*history, *normalize_input(given)]
+            if not items:
+                raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+            summary, finished = await summarize(backend, items, req.instructions, CancelToken())
+        finally:
+            admission.release()
         return {
             "id": ids.response_id(),
             "object": "response.compaction",
