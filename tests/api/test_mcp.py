@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -319,3 +320,113 @@ def test_every_body_and_event_above_matches_openais_spec(w: dict[str, Any]) -> N
     recorder: oracle.Recorder = w["recorder"]
     assert recorder.events > 20 and recorder.bodies > 20
     assert not recorder.violations, recorder.violations[:5]
+
+
+SECRET = "x-trace-7f3e9c1d5b"  # a header value no answer, row, blob or log line may hold
+
+
+def secret_plant(w: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return plant(w, headers={"X-Trace": SECRET}, **extra)
+
+
+def held_anywhere(data_dir: Path, *secrets: str) -> list[str]:
+    """Files under the data dir (database, its WAL, blobs, the server's log) holding one."""
+    found = []
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path.name}: {s}" for s in secrets if s.encode() in data]
+    return found
+
+
+def test_credentials_are_used_never_echoed_stored_or_logged(w: dict[str, Any]) -> None:
+    """MCP headers and authorization reach the server (the tool works: it needs the token)
+    and nothing else: not the answer, a retrieve, the list, a streamed snapshot, a replay or
+    a background response; nor the database, its WAL, the blobs or the log."""
+    a, engine = w["a"], w["engine"]
+    made: list[str] = []
+    engine.steps = [LIMIT_CALL]
+    plain = a.responses.create(model=MODEL, input="Limit?", tools=[secret_plant(w)])
+    assert plain.output[1].output == LIMIT  # the token reached the MCP server
+    made.append(plain.id)
+    engine.requests.clear()
+    engine.steps = [LIMIT_CALL]
+    events = list(
+        a.responses.create(model=MODEL, input="Limit?", tools=[secret_plant(w)], stream=True)
+    )
+    made.append(events[-1].response.id)
+    texts = [e.model_dump_json() for e in events]
+    engine.requests.clear()
+    engine.steps = [LIMIT_CALL]
+    background = a.responses.create(
+        model=MODEL, input="Limit?", tools=[secret_plant(w)], background=True, stream=True
+    )
+    texts += [e.model_dump_json() for e in background]
+    made.append(json.loads(texts[-1])["response"]["id"])
+    engine.requests.clear()
+    engine.steps = [LIMIT_CALL]
+    asked = a.responses.create(
+        model=MODEL, input="Limit?", tools=[secret_plant(w, require_approval="always")]
+    )
+    engine.steps = ["The limit is 12 bar."]
+    approved = a.responses.create(
+        model=MODEL,
+        previous_response_id=asked.id,
+        input=[
+            {
+                "type": "mcp_approval_response",
+                "approval_request_id": asked.output[-1].id,
+                "approve": True,
+            }
+        ],
+        tools=[secret_plant(w, require_approval="always")],
+    )
+    assert approved.output[0].output == LIMIT  # the next request's credentials were used
+    made += [asked.id, approved.id]
+    texts += [plain.model_dump_json(), asked.model_dump_json(), approved.model_dump_json()]
+    for response_id in made:
+        texts.append(a.responses.retrieve(response_id).model_dump_json())
+        texts += [e.model_dump_json() for e in a.responses.retrieve(response_id, stream=True)]
+    texts.append(
+        httpx.get(
+            f"{w['srv'].base_url}/responses", headers={"Authorization": f"Bearer {a.api_key}"}
+        ).text
+    )
+    for text in texts:
+        assert SECRET not in text and TOKEN not in text
+    echoed = a.responses.retrieve(plain.id).tools[0]
+    assert echoed.type == "mcp" and echoed.server_label == "plant"
+    assert not getattr(echoed, "headers", None) and not getattr(echoed, "authorization", None)
+    assert held_anywhere(w["srv"].data_dir, SECRET, TOKEN) == []
+
+
+def test_a_background_response_with_credentials_is_never_queued_for_a_worker(
+    w: dict[str, Any], tmp_path: Path
+) -> None:
+    """On an API replica without a worker, a background response is queued with its request
+    for a worker: one whose tools carry credentials runs on the replica instead, holding them
+    in memory only."""
+    models = [{"id": MODEL, "backend": "openai_compat", "base_url": w["engine"].url}]
+    srv = Server(
+        tmp_path / "replica",
+        args=["--no-worker"],
+        worker=False,
+        KOTAE_MODELS=json.dumps(models),
+        KOTAE_FETCH_ALLOW_HOSTS="127.0.0.1",
+    )
+    try:
+        c = OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "r"), max_retries=0)
+        w["engine"].steps = [LIMIT_CALL]
+        r = c.responses.create(
+            model=MODEL, input="Limit?", tools=[secret_plant(w)], background=True
+        )
+        wait_until(
+            lambda: c.responses.retrieve(r.id).status not in ("queued", "in_progress"),
+            60,
+            "the background response to finish without a worker",
+        )
+        done = c.responses.retrieve(r.id)
+        assert done.status == "completed" and done.output[1].output == LIMIT
+        assert held_anywhere(srv.data_dir, SECRET, TOKEN) == []
+    finally:
+        srv.stop()

@@ -35,7 +35,9 @@ async def create_response(
     preparing = service.prepare(project, req)
     # A background request is accepted even if its client leaves; others stop preparing.
     prepared = await (preparing if req.background else stop_on_disconnect(request, preparing))
-    if req.background and not container.settings.run_worker:
+    if req.background and not container.settings.run_worker and not prepared.tools.holds_secrets:
+        # A worker runs it from the stored request. One whose tools carry credentials runs
+        # here instead: they are held in this process's memory, never stored for a worker.
         await service.enqueue(prepared)  # a worker runs it; followed from the store
         if req.stream:
             return sse_response(service.replay(project, prepared.response.id, None))

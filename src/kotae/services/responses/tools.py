@@ -66,6 +66,11 @@ class ToolSetup:
     # Engine-facing name -> (kind, namespace, name as the client knows it).
     lookup: dict[str, tuple[str, str | None, str]] = field(default_factory=dict)
 
+    @property
+    def holds_secrets(self) -> bool:
+        """Whether a tool carries credentials (kept in this process's memory only)."""
+        return any(b.holds_secrets() for b in self.builtins)
+
     def builtin(self, engine_name: str) -> BuiltinTool | None:
         """The built-in tool a call of `engine_name` runs, or None for a client's tool."""
         return next(
@@ -112,7 +117,7 @@ def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> Tool
                         f"Only one {tool.kind} tool is allowed.", param=f"tools[{i}]"
                     )
             builtins.append(tool)
-            echo.append(dict(raw))
+            echo.append(tool.echo())
             continue
         if kind == "custom":
             spec = _custom(raw, i)

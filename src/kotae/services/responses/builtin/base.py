@@ -65,10 +65,20 @@ class BuiltinTool(ABC):
     """A server-side tool: one module each, listed in `builtin.REGISTRY`."""
 
     kind: ClassVar[str]  # the item family, e.g. "file_search"
+    # Credentials the request carries for the tool (an MCP server's headers): used for this
+    # run only, never echoed, stored, queued or logged.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, raw: dict[str, Any], index: int) -> None:
         """Checks the tool's options (400s name `tools[index]`)."""
         self.raw = raw  # as the request gave it: the response echoes it
+
+    def echo(self) -> dict[str, Any]:
+        """The tool as the response shows (and stores) it: without its credentials."""
+        return {k: v for k, v in self.raw.items() if k not in self.secret_fields}
+
+    def holds_secrets(self) -> bool:
+        return any(self.raw.get(name) for name in self.secret_fields)
 
     @abstractmethod
     def functions(self) -> list[FunctionSpec]:

@@ -65,6 +65,7 @@ def engine_name(label: str, tool: str) -> str:
 
 class Mcp(BuiltinTool):
     kind = "mcp"
+    secret_fields = ("headers", "authorization")
 
     def __init__(self, raw: dict[str, Any], index: int) -> None:
         super().__init__(raw, index)
