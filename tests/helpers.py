@@ -29,6 +29,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The ops routes' token: /metrics needs it, and /ready shows its detail to it.
+OPS_TOKEN = "ops-token-for-the-tests"
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
+
+
 def kotae_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KOTAE_", "OPENAI_"))}
     env.update(
@@ -37,6 +42,7 @@ def kotae_env(data_dir: Path, **extra: str) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "KOTAE_KEY_CACHE_SECONDS": "0",
+            "KOTAE_METRICS_TOKEN": OPS_TOKEN,
         }
     )
     if SCALE_OUT:

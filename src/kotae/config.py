@@ -165,6 +165,12 @@ class Settings(BaseSettings):
         "fine-tuning, background responses). False (`serve --no-worker`): an API replica "
         "that only writes the work for `kotae worker` processes.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="When set, /metrics needs it as a bearer token, and /ready shows its "
+        "detail (paths, errors, engine processes and pools) to it as to an admin key. Unset: "
+        "/metrics is open (it names no tenant) and /ready shows only states.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `kotae serve` binds.")
     port: int = Field(default=8000, description="Port `kotae serve` binds.")
     default_model: str = Field(

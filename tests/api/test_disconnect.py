@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Server, wait_until
+from tests.helpers import OPS, Server, wait_until
 
 DEFAULT_ID = "smollm2-135m-instruct"
 # SmolLM2 tells this story in about 650 tokens at temperature 0 (seconds of work, and no
@@ -25,9 +25,9 @@ BODY = {
 
 
 def engine(server: Server) -> dict[str, Any]:
-    state: dict[str, Any] = httpx.get(f"http://127.0.0.1:{server.port}/ready").json()["engines"][
-        DEFAULT_ID
-    ]
+    state: dict[str, Any] = httpx.get(f"http://127.0.0.1:{server.port}/ready", headers=OPS).json()[
+        "engines"
+    ][DEFAULT_ID]
     return state
 
 

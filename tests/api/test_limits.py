@@ -16,7 +16,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import FAST_MODEL
-from tests.helpers import Server, new_key, wait_until
+from tests.helpers import OPS, Server, new_key, wait_until
 
 TEN_MB = "a " * (5 * 1024 * 1024)
 
@@ -121,7 +121,8 @@ def test_the_event_loop_answers_while_the_first_image_loads_its_models(tmp_path:
         asking.start()
         wait_until(
             lambda: (
-                "perception" in httpx.get(f"http://127.0.0.1:{srv.port}/ready").json()["engines"]
+                "perception"
+                in httpx.get(f"http://127.0.0.1:{srv.port}/ready", headers=OPS).json()["engines"]
             ),
             60,
             "the perception runner starts",

@@ -13,7 +13,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import FAST_MODEL
-from tests.helpers import Server, new_key, wait_until
+from tests.helpers import OPS, Server, new_key, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_metrics_count_requests_tokens_engines_and_jobs(logged: Server) -> None:
     key = new_key(logged.env, "ops-metrics")
     c = OpenAI(base_url=logged.base_url, api_key=key, max_retries=0, timeout=120)
     root = logged.base_url.removesuffix("/v1")
-    before = httpx.get(f"{root}/metrics").text
+    before = httpx.get(f"{root}/metrics", headers=OPS).text
     r = c.responses.create(model=FAST_MODEL, input="Hello", max_output_tokens=16)
     c.chat.completions.create(
         model=FAST_MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=8
@@ -92,7 +92,7 @@ def test_metrics_count_requests_tokens_engines_and_jobs(logged: Server) -> None:
     httpx.get(
         f"{logged.base_url}/responses/resp_nothing", headers={"Authorization": f"Bearer {key}"}
     )
-    text = httpx.get(f"{root}/metrics").text
+    text = httpx.get(f"{root}/metrics", headers=OPS).text
     route = {"route": "/v1/responses", "method": "POST", "status": "200"}
     assert metric(text, "kotae_requests_total", **route) >= 1
     assert (

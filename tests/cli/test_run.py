@@ -11,7 +11,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.helpers import Server, free_port, kotae_env, kotae_process, new_key, run_cli
+from tests.helpers import OPS, Server, free_port, kotae_env, kotae_process, new_key, run_cli
 from tests.providers.test_hub import hub  # noqa: F401 (fixture)
 from tests.standins import FakeHub
 
@@ -99,7 +99,7 @@ def test_serve_model_pulls_from_the_hub_and_answers_for_the_default_names(
         )
         r = client.responses.create(model="gpt-4o", input="x", max_output_tokens=16)
         assert r.output_text
-        ready = httpx.get(f"http://127.0.0.1:{port}/ready").json()
+        ready = httpx.get(f"http://127.0.0.1:{port}/ready", headers=OPS).json()
         assert list(ready["engines"]) == ["tiny.Q4_K_M"]
     finally:
         proc.terminate()

@@ -19,6 +19,7 @@ from openai import OpenAI, RateLimitError
 from tests.api.test_ingestion_restart import MARKER, lexical_hits, wait_status
 from tests.api.test_observability import metric
 from tests.helpers import (
+    OPS,
     SCALE_OUT,
     Server,
     assert_stream_grammar,
@@ -141,7 +142,7 @@ def test_background_responses_wait_in_the_queue_for_a_worker(tmp_path: Path) -> 
             input="And another?", previous_response_id=first.id, background=True, **ask
         )
         assert {one.status, two.status, follow_up.status} == {"queued"}
-        scraped = httpx.get(srv.base_url.removesuffix("/v1") + "/metrics").text
+        scraped = httpx.get(srv.base_url.removesuffix("/v1") + "/metrics", headers=OPS).text
         assert metric(scraped, "kotae_jobs", kind="response", status="waiting_for_worker") == 3
         with pytest.raises(RateLimitError):  # three wait: the fourth is refused
             c.responses.create(input="Name a city.", background=True, **ask)

@@ -15,7 +15,7 @@ from openai import OpenAI
 
 from kotae.config import Settings
 from kotae.services.models import ModelRegistry
-from tests.helpers import Server, assert_stream_grammar, free_port, new_key
+from tests.helpers import OPS, Server, assert_stream_grammar, free_port, new_key
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_a_pool_of_servers_fails_over_and_spreads_requests(remote: OpenAI) -> No
         remote.responses.create(model="remote-pool", input="Hi", stream=True, max_output_tokens=16)
     )
     assert stream[-1].type == "response.completed" or stream[-1].type == "response.incomplete"
-    engines = httpx.get(f"{origin}/ready").json()["engines"]
+    engines = httpx.get(f"{origin}/ready", headers=OPS).json()["engines"]
     servers = {s["base_url"]: s for s in engines["remote-pool"]["upstreams"]}
     assert engines["remote-pool"]["state"] == "ready"
     dead = servers.pop(DEAD)
@@ -234,6 +234,6 @@ def test_a_pool_of_servers_fails_over_and_spreads_requests(remote: OpenAI) -> No
     with pytest.raises(openai.APIStatusError) as err:
         remote.responses.create(model="remote-pool-down", input="x", max_output_tokens=16)
     assert err.value.status_code in (502, 503)
-    engines = httpx.get(f"{origin}/ready").json()["engines"]
+    engines = httpx.get(f"{origin}/ready", headers=OPS).json()["engines"]
     assert engines["remote-pool-down"]["state"] == "unavailable"
     assert all(s["state"] == "down" for s in engines["remote-pool-down"]["upstreams"])

@@ -18,7 +18,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import FAST_MODEL
-from tests.helpers import Server, alive, assert_stream_grammar, children, new_key, wait_until
+from tests.helpers import OPS, Server, alive, assert_stream_grammar, children, new_key, wait_until
 
 DEFAULT_ID = "smollm2-135m-instruct"
 LONG = "Count from 1 to 500, separated by commas."
@@ -35,7 +35,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def engines(srv: Server) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"http://127.0.0.1:{srv.port}/ready").json()
+    body: dict[str, Any] = httpx.get(f"http://127.0.0.1:{srv.port}/ready", headers=OPS).json()
     return dict(body["engines"])
 
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kotae.errors import queue_full_engine
 from kotae.ops.logs import request_id
+from kotae.ops.metrics import public_name
 
 log = logging.getLogger("kotae.requests")
 SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -74,7 +75,7 @@ class Observe:
             container.metrics.latency.labels(route, method).observe(seconds)
         engine = queue_full_engine(str(error.get("message", ""))) if status == 429 else None
         if engine is not None and container is not None:
-            container.metrics.queue_full.labels(engine).inc()
+            container.metrics.queue_full.labels(public_name(engine)).inc()
         if not self.access_log and status < 400:
             return
         extra: dict[str, Any] = {

@@ -3,6 +3,8 @@ pass; engine and job states are read when Prometheus scrapes, so they are never 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +16,16 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 Engines = Callable[[], dict[str, dict[str, Any]]]
 Jobs = Callable[[], dict[str, dict[str, int]]]
 ENGINE_STATES = ("starting", "ready", "restarting", "unavailable", "stopped")
+# A fine-tuned model's name holds its project's name and suffix ("ft:base:project:suffix:id").
+FINE_TUNED = re.compile(r"ft:[^'\"\s]+")
+
+
+def public_name(text: str) -> str:
+    """A name as the ops routes (/metrics, /ready), which need no project's key, show it:
+    each fine-tuned model becomes an opaque label, so no tenant's names show."""
+    return FINE_TUNED.sub(
+        lambda m: "fine-tuned-" + hashlib.sha256(m.group().encode()).hexdigest()[:12], text
+    )
 
 
 class Metrics:
@@ -57,8 +69,8 @@ class Metrics:
         self.registry.register(_Live(engines, jobs))
 
     def usage(self, model: str, input_tokens: int, output_tokens: int) -> None:
-        self.tokens.labels(model, "input").inc(input_tokens)
-        self.tokens.labels(model, "output").inc(output_tokens)
+        self.tokens.labels(public_name(model), "input").inc(input_tokens)
+        self.tokens.labels(public_name(model), "output").inc(output_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -89,7 +101,8 @@ class _Live(Collector):
             "Tokens an engine generated (rate() of it is tokens per second).",
             labels=["engine"],
         )
-        for name, info in engines.items():
+        for model, info in engines.items():
+            name = public_name(model)
             depth.add_metric([name], float(info.get("in_flight", 0)))
             for s in ENGINE_STATES:
                 state.add_metric([name, s], 1.0 if info.get("state") == s else 0.0)
