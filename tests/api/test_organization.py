@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -58,9 +59,13 @@ def test_projects_and_keys_round_trip(srv: Server, admin: httpx.Client) -> None:
     assert key["redacted_value"].endswith(key["value"][-4:]) and key["admin"] is False
     page = admin.get(f"/organization/projects/{project['id']}/api_keys").json()
     assert [k["id"] for k in page["data"]] == [key["id"]] and "value" not in page["data"][0]
+    assert page["data"][0]["last_used_at"] is None
     # The new key works, and in its own project.
     user = http(srv, key["value"])
+    before = int(time.time())
     assert user.get("/models").status_code == 200
+    used = admin.get(f"/organization/projects/{project['id']}/api_keys").json()["data"][0]
+    assert before <= used["last_used_at"] <= int(time.time())
 
     # Another project's key id is not found there.
     other = admin.get("/organization/projects").json()["data"][0]["id"]

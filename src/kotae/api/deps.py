@@ -45,6 +45,8 @@ async def get_project(request: Request, container: ContainerDep) -> str:
             shown = f"{key[:8]}***{key[-4:]}" if len(key) > 12 else "***"
             raise AuthenticationFailed(f"Incorrect API key provided: {shown}.")
         container.key_cache.put(digest, project)
+    if container.key_cache.due_for_use_mark(digest):
+        await anyio.to_thread.run_sync(container.projects.mark_used, key, int(time.time()))
     return project
 
 

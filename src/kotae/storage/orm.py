@@ -31,6 +31,7 @@ class ApiKey(Base):
     redacted: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # An admin key may also manage projects and keys (/v1/organization/...).
     admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 

@@ -61,7 +61,7 @@ def _key(k: KeyInfo) -> dict[str, Any]:
         "name": k.name,
         "redacted_value": k.redacted,
         "created_at": k.created_at,
-        "last_used_at": None,
+        "last_used_at": k.last_used_at,
         "owner": {"type": "service_account"},
         "admin": k.admin,  # kotae's own: whether the key may use these routes
     }

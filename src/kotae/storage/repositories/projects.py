@@ -6,7 +6,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kotae import ids
@@ -26,6 +26,7 @@ class KeyInfo:
     created_at: int
     revoked_at: int | None
     admin: bool = False
+    last_used_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,13 @@ class ProjectRepository:
             return None
         return str(row.project_id)
 
+    def mark_used(self, key: str, when: int) -> None:
+        """The key's `last_used_at` (the caller writes it at most once a minute a key)."""
+        with self._sessions.begin() as s:
+            s.execute(
+                update(ApiKey).where(ApiKey.key_hash == hash_key(key)).values(last_used_at=when)
+            )
+
     def is_admin(self, key: str) -> bool:
         with self._sessions() as s:
             row = s.execute(
@@ -125,7 +133,17 @@ class ProjectRepository:
                 query = query.where(Project.id == project_id)
             rows = s.execute(query.order_by(ApiKey.created_at, ApiKey.id)).all()
         return [
-            KeyInfo(k.id, k.project_id, p, k.name, k.redacted, k.created_at, k.revoked_at, k.admin)
+            KeyInfo(
+                k.id,
+                k.project_id,
+                p,
+                k.name,
+                k.redacted,
+                k.created_at,
+                k.revoked_at,
+                k.admin,
+                k.last_used_at,
+            )
             for k, p in rows
         ]
 
