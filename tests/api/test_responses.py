@@ -254,12 +254,27 @@ def test_background_requires_store(client: OpenAI) -> None:
 
 
 def test_stream_retrieve_replays_with_starting_after(client: OpenAI) -> None:
-    r = client.responses.create(model=FAST_MODEL, input="replay", max_output_tokens=20)
+    live = assert_stream_grammar(
+        client.responses.create(model=FAST_MODEL, input="replay", max_output_tokens=20, stream=True)
+    )
+    r = live[-1].response
     events = assert_stream_grammar(client.responses.retrieve(r.id, stream=True))
     assert events[-1].response.output_text == r.output_text
     assert events[-1].response.output[0].id == r.output[0].id
-    later = list(client.responses.retrieve(r.id, stream=True, starting_after=3))
-    assert [e.sequence_number for e in later] == [e.sequence_number for e in events[4:]]
+    # The rebuilt stream (pieces of the text stand in for the deltas a token) has the live
+    # stream's numbers: a client resuming after any number it saw gets the rest, and always
+    # the terminal event (it once got nothing after a number past the rebuilt count).
+    end = live[-1].sequence_number
+    assert events[-1].sequence_number == end and len(events) == len(live)
+    assert [e.type for e in events] == [e.type for e in live]
+    for seen in (0, 1, 3, end // 2, end - 1):
+        later = list(client.responses.retrieve(r.id, stream=True, starting_after=seen))
+        assert later and later[-1].type == live[-1].type, seen
+        assert later[-1].sequence_number == end
+        assert [e.sequence_number for e in later] == [
+            e.sequence_number for e in events if e.sequence_number > seen
+        ]
+    assert list(client.responses.retrieve(r.id, stream=True, starting_after=end)) == []
 
 
 def test_background_stream_follows_live(client: OpenAI) -> None:

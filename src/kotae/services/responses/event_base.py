@@ -80,6 +80,11 @@ class EmitterBase:
         self._text: list[str] = []
         self._annotations: list[dict[str, Any]] = []
 
+    @property
+    def last_sequence(self) -> int:
+        """The number of the last event made (-1 before the first)."""
+        return self._sequence - 1
+
     def _next(self) -> int:
         n = self._sequence
         self._sequence += 1

@@ -6,11 +6,14 @@ from __future__ import annotations
 from openai.types.responses import Response, ResponseUsage
 
 from kotae.providers.inference.base import TokenLogprob
-from kotae.services.responses.events import ResponseEmitter, StreamEvent
+from kotae.services.responses.events import OutputTextDelta, ResponseEmitter, StreamEvent
 
 
-def replay_events(response: Response) -> list[StreamEvent]:
-    """A finished response told again as events, through the same emitter."""
+def replay_events(response: Response, sequence_end: int | None = None) -> list[StreamEvent]:
+    """A finished response told again as events, through the same emitter. The live stream
+    had more events (a delta a token); with its last number (`sequence_end`), the rebuilt
+    events after `response.in_progress` are numbered to end on it, so a client resuming after
+    any number it saw still gets the rest up to the terminal event."""
     body = response.model_dump(mode="json", exclude_unset=True, by_alias=True)
     body.pop("usage", None)  # absent until the end, as in the live stream
     start = Response.model_validate(
@@ -88,4 +91,35 @@ def replay_events(response: Response) -> list[StreamEvent]:
         events.append(emitter.failed(response.error.message if response.error else "failed"))
     elif response.status == "completed":
         events.append(emitter.completed(usage))
+    if sequence_end is not None and sequence_end > events[-1].sequence_number:
+        events = _spread(events, sequence_end - events[-1].sequence_number)
     return events
+
+
+def _spread(events: list[StreamEvent], extra: int) -> list[StreamEvent]:
+    """The last message's text delta split into `extra` more pieces, and every event numbered
+    again from 0: the replay has as many events as the live stream, the same numbers at its
+    start and its end, and no gap (a delta a token is not kept; pieces of the text stand in)."""
+    at = next(
+        (i for i in range(len(events) - 1, -1, -1) if isinstance(events[i], OutputTextDelta)), None
+    )
+    if at is None:
+        return events
+    delta = events[at]
+    assert isinstance(delta, OutputTextDelta)
+    text, count = delta.delta, extra + 1
+    pieces = [
+        OutputTextDelta(
+            item_id=delta.item_id,
+            output_index=delta.output_index,
+            content_index=delta.content_index,
+            delta=text[i * len(text) // count : (i + 1) * len(text) // count],
+            sequence_number=0,
+            logprobs=delta.logprobs if i == 0 else [],
+        )
+        for i in range(count)
+    ]
+    spread = [*events[:at], *pieces, *events[at + 1 :]]
+    for number, event in enumerate(spread):
+        event.sequence_number = number
+    return spread

@@ -38,6 +38,8 @@ LOGPROBS = "message.output_text.logprobs"
 CHECKPOINT_SECONDS = 1.0  # a running stored response's row is written at least this often
 CHECKPOINT_EVENTS = ("response.in_progress", "response.output_item.done")
 TERMINAL_EVENTS = (ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent)
+# Kept in a stored body beside the response, never shown: the live stream's last number.
+SEQUENCE_END = "_kotae_sequence_end"
 
 
 class Runner:
@@ -186,6 +188,9 @@ class Runner:
         if not p.request.store:
             return
         body = response.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        if p.emitter is not None and not background:
+            # A replay of this stream ends on the number its terminal event had (store.py).
+            body[SEQUENCE_END] = p.emitter.last_sequence
         if background or p.saved:
             await asyncio.to_thread(self._repo.update_body, p.project_id, body)
         elif response.status != "failed":

@@ -12,6 +12,7 @@ from openai.types.responses import Response
 from kotae.errors import InvalidRequest, NotFound
 from kotae.services.responses.background import FOLLOW_POLL_SECONDS, Background
 from kotae.services.responses.replay import replay_events
+from kotae.services.responses.run import SEQUENCE_END
 from kotae.storage.repositories.responses import ItemPage, ResponseRepository
 
 
@@ -21,10 +22,13 @@ class StoredResponses:
         self._background = background
 
     async def retrieve(self, project_id: str, response_id: str) -> Response:
+        return Response.model_validate(upgrade_body(await self._body(project_id, response_id)))
+
+    async def _body(self, project_id: str, response_id: str) -> dict[str, Any]:
         body = await asyncio.to_thread(self._repo.get, project_id, response_id)
         if body is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
-        return Response.model_validate(upgrade_body(body))
+        return dict(body)
 
     async def replay(
         self, project_id: str, response_id: str, starting_after: int | None
@@ -32,7 +36,9 @@ class StoredResponses:
         """The events of a stored response. A background one's come from the store with the
         numbers they were sent with, then live while it runs here (or from the store, polled,
         while another process runs it or until a lapsed lease ends it); others are rebuilt."""
-        response = await self.retrieve(project_id, response_id)
+        body = await self._body(project_id, response_id)
+        sequence_end = body.get(SEQUENCE_END)
+        response = Response.model_validate(upgrade_body(body))
         if response.background:
             last = -1 if starting_after is None else starting_after
             while True:
@@ -50,7 +56,7 @@ class StoredResponses:
                         yield stored
                     return
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)
-        for event in replay_events(response):
+        for event in replay_events(response, sequence_end):
             if starting_after is None or event.sequence_number > starting_after:
                 yield event
 
@@ -127,8 +133,9 @@ class StoredResponses:
 
 
 def upgrade_body(body: dict[str, Any]) -> dict[str, Any]:
-    """A stored body as this version reads it. Before 0.1.1 a json_schema format was stored
-    under the Python name `schema_` instead of the wire name `schema`."""
+    """A stored body as this version shows it: without what is kept beside the response, and
+    (stored before 0.1.1) a json_schema format under its wire name `schema`, not `schema_`."""
+    body.pop(SEQUENCE_END, None)
     fmt = (body.get("text") or {}).get("format")
     if isinstance(fmt, dict) and "schema_" in fmt:
         fmt["schema"] = fmt.pop("schema_")
