@@ -89,16 +89,21 @@ def test_a_runner_killed_mid_stream_fails_only_its_requests(srv: Server) -> None
     assert not alive(pid)
 
 
-def test_a_crash_in_a_non_streamed_request_is_a_clear_5xx(srv: Server) -> None:
+def test_a_request_still_waiting_when_its_engine_dies_is_retried(srv: Server) -> None:
+    """A request the engine had not begun to answer (0 tokens) is sent again to the
+    restarted engine and answered, where it used to fail with the one being answered."""
     a = client(srv, "plain")
     a.responses.create(model=FAST_MODEL, input="Hi", max_output_tokens=16)
     pid = engines(srv)[FAST_MODEL]["pid"]
+    restarts = engines(srv)[FAST_MODEL]["restarts"]
     os.kill(pid, signal.SIGSTOP)  # the request waits on a frozen engine...
     outcome: dict[str, Any] = {}
 
     def ask() -> None:
         try:
-            a.responses.create(model=FAST_MODEL, input="Hi", max_output_tokens=50)
+            outcome["answer"] = a.responses.create(
+                model=FAST_MODEL, input="Hi", max_output_tokens=50
+            )
         except openai.APIStatusError as exc:
             outcome["error"] = exc
 
@@ -108,12 +113,41 @@ def test_a_crash_in_a_non_streamed_request_is_a_clear_5xx(srv: Server) -> None:
     os.kill(pid, signal.SIGSEGV)  # ...which then dies as a native fault would kill it
     os.kill(pid, signal.SIGCONT)
     asking.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["answer"].status in ("completed", "incomplete")
+    state = engines(srv)[FAST_MODEL]
+    assert state["restarts"] == restarts + 1 and state["pid"] != pid
+
+
+def test_a_crash_in_a_non_streamed_request_is_a_clear_5xx(srv: Server) -> None:
+    """One the engine had begun to answer is not run twice: a 503 that says why."""
+    a = client(srv, "plain-2")
+    a.responses.create(model="gpt-4o", input="Hi", max_output_tokens=16)
+    pid = engines(srv)[DEFAULT_ID]["pid"]
+    made = engines(srv)[DEFAULT_ID]["generated_tokens"]
+    outcome: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            a.responses.create(model="gpt-4o", input=LONG, max_output_tokens=400)
+        except openai.APIStatusError as exc:
+            outcome["error"] = exc
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    wait_until(
+        lambda: engines(srv)[DEFAULT_ID]["generated_tokens"] > made, 60, "the answer to begin"
+    )
+    os.kill(pid, signal.SIGSTOP)
+    os.kill(pid, signal.SIGSEGV)
+    os.kill(pid, signal.SIGCONT)
+    asking.join(60)
     error = outcome["error"]
     assert error.status_code == 503
     body = error.response.json()["error"]
     assert body["type"] == "server_error" and body["code"] == "engine_crashed"
     assert "SIGSEGV" in body["message"] and "restarting" in body["message"]
-    assert a.responses.create(model=FAST_MODEL, input="Hi", max_output_tokens=16).output_text
+    assert a.responses.create(model="gpt-4o", input="Hi", max_output_tokens=16).output_text
 
 
 def test_a_model_that_cannot_load_leaves_the_api_up(srv: Server) -> None:

@@ -265,22 +265,49 @@ class Runner:
             ) from exc
 
     async def call(self, method: str, *args: Any) -> Any:
-        await self.ensure_started()
-        call_id, queue = self._open_call()
-        try:
-            await self._send(("call", call_id, method, args))
-            message = await queue.get()
-        finally:
-            self._calls.pop(call_id, None)
-        if message[0] == "return":
-            return message[2]
-        raise wire.decode_error(message[2])
+        """One call's answer. A call the engine died on before answering is sent once more
+        to the restarted engine (calls are questions, safe to ask again)."""
+        for attempt in (1, 2):
+            await self.ensure_started()
+            call_id, queue = self._open_call()
+            try:
+                await self._send(("call", call_id, method, args))
+                message = await queue.get()
+            finally:
+                self._calls.pop(call_id, None)
+            if message[0] == "return":
+                return message[2]
+            error = wire.decode_error(message[2])
+            if attempt == 1 and _crashed(error):
+                log.warning("engine %s: retrying a call it died on before answering", self.name)
+                continue
+            raise error
+        raise AssertionError("unreachable")
 
     async def stream(
         self, method: str, *args: Any, cancel: CancelToken | None = None
     ) -> AsyncIterator[Any]:
-        """The child's items; ended early (or `cancel` set), the child is told to stop."""
-        await self.ensure_started()
+        """The child's items; ended early (or `cancel` set), the child is told to stop. A
+        request the engine died on while it only waited (no item yet) is sent once more to
+        the restarted engine; one that had begun to answer fails."""
+        retried = False
+        while True:
+            await self.ensure_started()
+            given = False
+            try:
+                async for item in self._stream_once(method, args, cancel):
+                    given = True
+                    yield item
+                return
+            except EngineUnavailable as exc:
+                if given or retried or not _crashed(exc) or (cancel and cancel.cancelled):
+                    raise
+                retried = True
+                log.warning("engine %s: retrying a request that was still waiting", self.name)
+
+    async def _stream_once(
+        self, method: str, args: tuple[Any, ...], cancel: CancelToken | None
+    ) -> AsyncIterator[Any]:
         call_id, queue = self._open_call()
         writer = self._writer
         finished = False
@@ -330,3 +357,8 @@ class Runner:
                 await proc.wait()
         for task in list(self._tasks):
             task.cancel()
+
+
+def _crashed(error: Exception) -> bool:
+    """Whether `error` is the engine dying under a call (not a refusal of the call itself)."""
+    return isinstance(error, EngineUnavailable) and getattr(error, "code", None) == "engine_crashed"
