@@ -244,6 +244,17 @@ class AgentLoop:
         ]
         return [*messages, ChatMessage("assistant", text, tool_calls=calls), *results]
 
+    async def _decision(self, request: ChatRequest) -> tuple[ToolCall | None, Finished]:
+        call: ToolCall | None = None
+        finished: Finished | None = None
+        async for chunk in self._backend.stream(request, self._run.cancel.child()):
+            if isinstance(chunk, ToolCallDelta) and call is None:
+                call = chunk.call
+            elif isinstance(chunk, Finished):
+                finished = chunk
+        assert finished is not None
+        return call, finished
+
     async def _decide(
         self, messages: list[ChatMessage], builtins: list[FunctionSpec], forced: bool
     ) -> tuple[ToolCall | None, Finished]:
@@ -261,15 +272,56 @@ class AgentLoop:
             temperature=0.0,
             stream=False,
         )
-        call: ToolCall | None = None
-        finished: Finished | None = None
-        async for chunk in self._backend.stream(request, self._run.cancel.child()):
-            if isinstance(chunk, ToolCallDelta) and call is None:
-                call = chunk.call
-            elif isinstance(chunk, Finished):
-                finished = chunk
-        assert finished is not None
+        call, finished = await self._decision(request)
+        if call is None and finished.reason == "length":
+            # Cut off inside the call (a long argument): once more with room to close it.
+            request = dataclasses.replace(request, max_tokens=DECISION_TOKENS * 4)
+            first = finished
+            call, finished = await self._decision(request)
+            finished = dataclasses.replace(
+                finished,
+                input_tokens=finished.input_tokens + first.input_tokens,
+                output_tokens=finished.output_tokens + first.output_tokens,
+                cached_tokens=finished.cached_tokens + first.cached_tokens,
+            )
         if call is None and forced:
-            # An engine that cannot call tools at all: the forced tool, on the user's words.
-            call = ToolCall("call_decided", builtins[0].name, json.dumps({}))
+            # An engine that cannot call tools at all: the forced tool, with arguments valid
+            # for its schema made from the user's words (never `{}` where fields are required).
+            tool = builtins[0]
+            made = schema_arguments(tool.parameters, self._run.question)
+            call = ToolCall("call_decided", tool.name, json.dumps(made, ensure_ascii=False))
         return call, finished
+
+
+def schema_arguments(schema: Any, words: str) -> Any:
+    """The smallest value valid for a JSON schema, its required text fields holding `words`:
+    the arguments of a call the model was forced to make but could not write."""
+    if not isinstance(schema, dict):
+        return {}
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return schema_arguments(schema[key][0], words)
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {
+            name: schema_arguments(properties.get(name, {}), words)
+            for name in schema.get("required") or []
+        }
+    if kind == "string":
+        return words or "?"
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+        return int(low) if kind == "integer" else float(low)
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        item = schema_arguments(schema.get("items", {}), words)
+        return [item] * int(schema.get("minItems", 0))
+    return None
