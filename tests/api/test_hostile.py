@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,48 @@ def test_a_burst_never_admits_more_than_the_queue_cap(tmp_path: Path) -> None:
         assert 1 <= sum(r.status_code == 200 for r in again) <= 8
     finally:
         srv.stop()
+
+
+# A small hostile case list, sent to every POST route OpenAI's document lists and kotae
+# serves: each is a 4xx envelope, the server lives, and nothing is half-written.
+HOSTILE_CASES = {
+    "lone surrogate key": b'{"\\ud800": 1}',
+    "lone surrogate text": b'{"model": "x\\udfff", "input": "\\ud800"}',
+    "deep nesting": b'{"a":' * 200 + b"1" + b"}" * 200,
+    "huge unknown array": b'{"zz":[' + b",".join([b"1"] * 200_000) + b"]}",
+    "not an object": b"[1, 2, 3]",
+    "broken": b'{"model": ',
+}
+
+
+def post_routes() -> list[str]:
+    from tests.conformance import oracle
+
+    if not oracle.SPEC_PATH.exists():
+        return []
+    return sorted({path for method, path in oracle.served_operations() if method == "POST"})
+
+
+def stored_counts(server: Server, key: str) -> dict[str, int]:
+    headers = {"Authorization": f"Bearer {key}"}
+    counts = {}
+    for path in ("/files", "/vector_stores", "/fine_tuning/jobs", "/responses"):
+        r = httpx.get(f"{server.base_url}{path}?limit=100", headers=headers, timeout=30)
+        counts[path] = len(r.json().get("data", [])) if r.status_code == 200 else -1
+    return counts
+
+
+def test_every_post_route_refuses_hostile_bodies_cleanly(server: Server, key_b: str) -> None:
+    routes = post_routes()
+    if not routes:
+        pytest.skip("no OpenAI spec here")
+    before = stored_counts(server, key_b)
+    for template in routes:
+        path = re.sub(r"\{[^}]+\}", "x_hostile", template)
+        for case, body in HOSTILE_CASES.items():
+            r = post(server, key_b, path, body)
+            assert 400 <= r.status_code < 500, (template, case, r.status_code, r.text[:300])
+            error = r.json()["error"]
+            assert set(error) == {"message", "type", "param", "code"}, (template, case)
+        alive(server)
+    assert stored_counts(server, key_b) == before
