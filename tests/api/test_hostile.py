@@ -221,3 +221,18 @@ def test_every_post_route_refuses_hostile_bodies_cleanly(server: Server, key_b: 
             assert set(error) == {"message", "type", "param", "code"}, (template, case)
         alive(server)
     assert stored_counts(server, key_b) == before
+
+
+def test_a_large_valid_body_is_served_through_the_off_loop_path(server: Server, key_a: str) -> None:
+    """Over 256 KB: checked in the child process, parsed and validated in a thread, then
+    answered as any request. 20,000 messages with truncation "auto" fit in a few counts."""
+    words = "lorem ipsum dolor sit amet " * 4
+    items = [{"role": "user", "content": f"{i} {words}"} for i in range(20_000)]
+    body = {"model": FAST_MODEL, "input": items, "truncation": "auto", "max_output_tokens": 16}
+    r = post(server, key_a, "/responses", body)
+    assert r.status_code == 200, r.text[:500]
+    answer = r.json()
+    assert answer["status"] in ("completed", "incomplete")
+    assert 0 < answer["usage"]["input_tokens"] <= 2048
+    error = assert_envelope(post(server, key_a, "/responses", {**body, "temperature": "hot"}))
+    assert error["param"] == "temperature"  # a large body that does not validate: FastAPI's 400

@@ -3,6 +3,7 @@ the context window when truncation allows."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from kotae.providers.inference.base import ChatBackend, ChatMessage, FunctionSpe
 from kotae.services.responses.convert import to_chat_messages
 from kotae.services.responses.media import Media
 
+BIG_THREAD = 500
 # More characters a token than any real tokenizer averages over a prompt.
 MAX_CHARS_PER_TOKEN = 32
 
@@ -84,7 +86,11 @@ async def build_context(
 ) -> PromptContext:
     head = [ChatMessage("system", instructions)] if instructions else []
     # One list: a compaction among the new items stands for the history before it.
-    body = to_chat_messages([*history, *new_items], media)
+    items = [*history, *new_items]
+    if len(items) > BIG_THREAD:  # its Python loops in a thread, not on the event loop
+        body = await asyncio.to_thread(to_chat_messages, items, media)
+    else:
+        body = to_chat_messages(items, media)
     window = backend.context_window
     # Room for the answer: what was asked for, but never more than a quarter of the window
     # when that would force dropping the conversation.

@@ -40,6 +40,9 @@ from kotae.services.responses.tools import ToolSetup, parse_tools
 from kotae.storage.repositories.responses import ResponseRepository
 
 Items = list[dict[str, Any]]
+# Inputs longer than this are converted in a thread: their Python loops would hold the event
+# loop (and every other request) for their whole run.
+BIG_INPUT = 500
 
 
 @dataclass
@@ -104,7 +107,11 @@ class Preparer:
     ) -> Prepared:
         conversation_id = conversation_id_of(req.conversation)
         history = await self.thread(project_id, req.previous_response_id, conversation_id)
-        new_items = normalize_input(await self.resolve_references(project_id, req.input))
+        given = await self.resolve_references(project_id, req.input)
+        if isinstance(given, list) and len(given) > BIG_INPUT:
+            new_items = await asyncio.to_thread(normalize_input, given)  # not on the loop
+        else:
+            new_items = normalize_input(given)
         if not new_items and not history:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
         check_approvals([*history, *new_items], new_items)
