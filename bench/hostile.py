@@ -133,6 +133,7 @@ def measure(srv: Server, key: str, path: str, body: bytes) -> tuple[float, float
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scales", default="1,10,100")
+    parser.add_argument("--only", default="", help="run the cases whose name holds this")
     args = parser.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
     work = Path(tempfile.mkdtemp(prefix="kotae-hostile-"))
@@ -157,6 +158,8 @@ def main() -> None:
             f"| {gap * 1000:.1f} | {peak} | {rss} |"
         )
         for name, (path, make) in CASES.items():
+            if args.only not in name:
+                continue
             for scale in scales:
                 body = make(scale)
                 gap, took, status, peak, rss = measure(srv, key, path, body)

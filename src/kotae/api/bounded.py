@@ -112,6 +112,8 @@ def check_raw(raw: bytes, route: str) -> Problem | None:
     Broken JSON is left to FastAPI, which answers it as OpenAI does."""
     try:
         body = json.loads(raw)
+    except RecursionError:
+        return (f"The body nests deeper than {MAX_DEPTH} levels.", None, "too_deep")
     except ValueError:
         return None
     return check_shape(body, route)
@@ -195,6 +197,8 @@ async def _parse_bounded(
             else:
                 parsed = json.loads(raw)
                 problem = check_shape(parsed, route)
+        except RecursionError:  # deeper than Python's own parser goes
+            problem = (f"The body nests deeper than {MAX_DEPTH} levels.", None, "too_deep")
         except ValueError:
             return  # FastAPI answers broken JSON itself
     if problem is not None:
