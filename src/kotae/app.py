@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from kotae import __version__
 from kotae.api import docs, errors, openapi
+from kotae.api.bounded import CHECKER
 from kotae.api.limits import BodyLimit
 from kotae.api.observe import Observe
 from kotae.api.routes import (
@@ -78,6 +79,7 @@ def create_app(
                 await built.vector_stores.stop()
                 await anyio.to_thread.run_sync(built.fine_tuning.stop)
             await built.responses.shutdown()
+            CHECKER.close()
             await built.models.close()
             await built.images.close()
             await built.perception.close()

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from tests.conftest import FAST_MODEL, REAL_MODEL
-from tests.helpers import Server, new_key
+from tests.helpers import Server, children, new_key, wait_until
+from tests.helpers import alive as process_alive
 
 
 def post(server: Server, key: str, path: str, body: bytes | dict[str, Any]) -> httpx.Response:
@@ -236,3 +237,20 @@ def test_a_large_valid_body_is_served_through_the_off_loop_path(server: Server, 
     assert 0 < answer["usage"]["input_tokens"] <= 2048
     error = assert_envelope(post(server, key_a, "/responses", {**body, "temperature": "hot"}))
     assert error["param"] == "temperature"  # a large body that does not validate: FastAPI's 400
+
+
+def test_the_body_checker_dies_with_the_server(tmp_path: Path) -> None:
+    """The child process that checks large bodies goes with the server, even on kill -9."""
+    srv = Server(tmp_path / "data")
+    try:
+        key = new_key(srv.env, "p")
+        big = {"model": FAST_MODEL, "input": "x " * 200_000, "max_output_tokens": 16}
+        assert post(srv, key, "/responses", big).status_code == 400  # too long: checked first
+        checkers = children(srv.proc.pid, "multiprocessing.spawn")
+        assert checkers, "a large body is checked in a child process"
+        srv.proc.kill()
+        wait_until(
+            lambda: not any(process_alive(pid) for pid in checkers), 30, "the checker to exit"
+        )
+    finally:
+        srv.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import re
 import threading
 from collections.abc import Callable, Coroutine
@@ -131,7 +132,12 @@ class _Checker:
         with self._lock:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=context,
+                    initializer=_die_with,  # the server, even one killed with -9
+                    initargs=(os.getpid(),),
+                )
             return self._pool
 
     async def check(self, raw: bytes, route: str) -> Problem | None:
@@ -148,6 +154,12 @@ class _Checker:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+
+
+def _die_with(parent: int) -> None:
+    from kotae.runners.lifeline import die_with_parent
+
+    die_with_parent(parent)
 
 
 CHECKER = _Checker()

@@ -22,12 +22,19 @@ def _chars(messages: list[ChatMessage]) -> int:
 
 
 def refuse_oversized(messages: list[ChatMessage], window: int, param: str) -> None:
-    """A 400 for text too long for the window, told without tokenizing it."""
+    """A 400 for input too long for the window, told without tokenizing it: more text than
+    it holds, or more messages (each costs at least a token)."""
     chars = _chars(messages)
     if chars > window * MAX_CHARS_PER_TOKEN:
         raise ContextLengthExceeded(
             f"Your input is {chars} characters; this model's context window of {window} tokens "
             "never holds that much text. Shorten the input.",
+            param=param,
+        )
+    if len(messages) > window:
+        raise ContextLengthExceeded(
+            f"Your input is {len(messages)} messages; this model's context window of {window} "
+            "tokens never holds that many. Shorten the input or set truncation='auto'.",
             param=param,
         )
 
@@ -99,7 +106,8 @@ async def build_context(
     # refused without being tokenized.
     limit = window * MAX_CHARS_PER_TOKEN
     if truncation == "auto":
-        body = newest_within(body, limit - _chars(head))
+        # Each message costs at least a token: no more than the window's count can fit.
+        body = newest_within(body[-max(1, window - len(head)) :], limit - _chars(head))
     refuse_oversized(head + body, window, "input")
     tokens = await backend.count_tokens(head + body, tools)
     if truncation == "auto" and tokens + reserve > window and len(body) > 1:
