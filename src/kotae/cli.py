@@ -63,10 +63,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=args.log_level,
         access_log=False,
         timeout_graceful_shutdown=10,
-        # Longer than clients keep idle connections (httpx, so the openai SDK: 5 s; nginx
-        # upstream: 60 s): at
-        # uvicorn's own 5 s, a connection could close just as a client reused it, and that
-        # request failed with "Server disconnected" (bench/soak.py: 2 in 17,000).
+        # Longer than clients keep idle connections (httpx, so the openai SDK: 5 s; nginx's
+        # upstream: 60 s). At uvicorn's own 5 s, a connection could close just as a client
+        # reused it, and that request failed: "Server disconnected" (bench/soak.py).
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0
