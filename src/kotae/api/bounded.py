@@ -35,6 +35,7 @@ MAX_TOKENS_AN_INPUT = 8192  # a token array in embeddings input
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 Problem = tuple[str, str | None, str]  # message, param, code
+TOO_DEEP: Problem = (f"The body nests deeper than {MAX_DEPTH} levels.", None, "too_deep")
 
 
 def shown(text: str) -> str:
@@ -50,12 +51,11 @@ def _path(parent: str, key: str | int) -> str:
 
 def check_shape(body: Any, route: str) -> Problem | None:
     """The first way `body` is out of bounds, or None. Iterative: no recursion limit to hit."""
-    caps = ROUTE_CAPS.get(route, {})
     stack: list[tuple[Any, str, int]] = [(body, "", 0)]
     while stack:
         value, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            return (f"The body nests deeper than {MAX_DEPTH} levels.", path or None, "too_deep")
+            return (TOO_DEEP[0], path or None, TOO_DEEP[2])
         if isinstance(value, str):
             if SURROGATE.search(value):
                 return (
@@ -79,29 +79,26 @@ def check_shape(body: Any, route: str) -> Problem | None:
                     )
                 stack.append((item, _path(path, key), depth + 1))
         elif isinstance(value, list):
-            cap = caps.get(path, MAX_ITEMS)
-            flat_tokens = path == "input" and route == "/v1/embeddings" and _all_ints(value)
-            if flat_tokens:
-                cap = MAX_TOKENS_AN_INPUT
+            cap, what = _array_cap(route, path, value)
             if len(value) > cap:
-                what = "tokens" if flat_tokens else "entries"
                 return (
                     f"'{path or 'body'}' may hold at most {cap} {what}.",
                     path or None,
                     "too_many",
                 )
-            if (
-                route == "/v1/embeddings"
-                and path.startswith("input[")
-                and len(value) > (MAX_TOKENS_AN_INPUT)
-            ):
-                return (
-                    f"A token array may hold at most {MAX_TOKENS_AN_INPUT} tokens.",
-                    path,
-                    "too_many",
-                )
             stack.extend((item, _path(path, i), depth + 1) for i, item in enumerate(value))
     return None
+
+
+def _array_cap(route: str, path: str, value: list[Any]) -> tuple[int, str]:
+    """How many entries the array at `path` may hold, and what they are called: a token
+    array in embeddings input (the whole input, or one entry of it) holds a model's input."""
+    embeddings_input = route == "/v1/embeddings" and (
+        path.startswith("input[") or (path == "input" and _all_ints(value))
+    )
+    if embeddings_input:
+        return MAX_TOKENS_AN_INPUT, "tokens"
+    return ROUTE_CAPS.get(route, {}).get(path, MAX_ITEMS), "entries"
 
 
 def _all_ints(values: list[Any]) -> bool:
@@ -114,7 +111,7 @@ def check_raw(raw: bytes, route: str) -> Problem | None:
     try:
         body = json.loads(raw)
     except RecursionError:
-        return (f"The body nests deeper than {MAX_DEPTH} levels.", None, "too_deep")
+        return TOO_DEEP
     except ValueError:
         return None
     return check_shape(body, route)
@@ -210,7 +207,7 @@ async def _parse_bounded(
                 parsed = json.loads(raw)
                 problem = check_shape(parsed, route)
         except RecursionError:  # deeper than Python's own parser goes
-            problem = (f"The body nests deeper than {MAX_DEPTH} levels.", None, "too_deep")
+            problem = TOO_DEEP
         except ValueError:
             return  # FastAPI answers broken JSON itself
     if problem is not None:

@@ -16,11 +16,15 @@ from kotae.providers.inference.base import CancelToken
 T = TypeVar("T")
 
 
+async def _until_disconnect(request: Request) -> None:
+    # The body is read already; the next message comes only when the client leaves.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def cancel_on_disconnect(request: Request, cancel: CancelToken, work: Awaitable[T]) -> T:
     async def watch() -> None:
-        # The body is read already; the next message comes only when the client leaves.
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
+        await _until_disconnect(request)
         cancel.cancel()
 
     watcher = asyncio.ensure_future(watch())
@@ -36,12 +40,7 @@ async def stop_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     """`work` (preparing a request: counting tokens, compacting), cancelled if the client goes
     away first; the client that would read the answer is gone, so it raises ClientGone."""
     task = asyncio.ensure_future(work)
-
-    async def watch() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(watch())
+    watcher = asyncio.ensure_future(_until_disconnect(request))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from kotae.api.bounded import BoundedRoute
-from kotae.api.deps import ContainerDep
+from kotae.api.deps import ContainerDep, bearer_key
 from kotae.api.errors import envelope
 from kotae.container import Container
+from kotae.errors import AuthenticationFailed
 from kotae.ops.metrics import public_name
 
 router = APIRouter(route_class=BoundedRoute, tags=["health"])
@@ -26,9 +27,9 @@ async def health() -> dict[str, str]:
 
 async def _operator(request: Request, container: Container) -> bool:
     """Whether the caller may see the ops routes' detail: the metrics token or an admin key."""
-    header = request.headers.get("authorization", "")
-    key = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if not key:
+    try:
+        key = bearer_key(request)
+    except AuthenticationFailed:
         return False
     token = container.settings.metrics_token
     if token and hmac.compare_digest(key.encode(), token.encode()):

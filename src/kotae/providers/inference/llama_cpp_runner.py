@@ -44,8 +44,7 @@ class LlamaCppRunnerBackend:
         self.context_window = context_window
         self.capabilities = Capabilities(json_schema=True, exact_token_count=True)
         self._max_queued = max_queued
-        self._pending = 0
-        self._reserved = 0
+        self._admitted = 0  # requests accepted and not yet ended (base.admit)
         self.generated_tokens = 0  # over the backend's life, cancelled requests' included
         config: dict[str, Any] = {
             "model_id": model_id,
@@ -57,31 +56,20 @@ class LlamaCppRunnerBackend:
         }
         self.runner = Runner(model_id, "llama_cpp", config, crash_hint=CRASH_HINT)
 
-    def reserve(self) -> Callable[[], None]:
-        """Holds a place in the queue from now until the returned release is called: a
-        background response counts from its acceptance, before its first decode starts."""
-        self._reserved += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._reserved -= 1
-
-        return release
-
     def admit(self) -> Callable[[], None]:
-        """A place in the queue for one request, from its acceptance to its end (released by
-        the caller), or a 429: checked and taken with no await between, so a burst never
-        admits more than the cap."""
-        if self._reserved >= self._max_queued:
-            raise queue_full(f"Model '{self.model_id}'", self._reserved, self._max_queued)
-        return self.reserve()
+        """A place in the queue for one request, from its acceptance to its end, or a 429:
+        checked and taken with no await between, so a burst never admits more than the cap.
+        The caller releases it once (`base.Admission`)."""
+        self.check_capacity()
+        self._admitted += 1
+        return self._leave
+
+    def _leave(self) -> None:
+        self._admitted -= 1
 
     def check_capacity(self) -> None:
-        if self._pending + self._reserved >= self._max_queued:
-            raise queue_full(f"Model '{self.model_id}'", self._pending, self._max_queued)
+        if self._admitted >= self._max_queued:
+            raise queue_full(f"Model '{self.model_id}'", self._admitted, self._max_queued)
 
     async def count_tokens(
         self, messages: list[ChatMessage], tools: list[FunctionSpec] | None = None
@@ -90,18 +78,14 @@ class LlamaCppRunnerBackend:
         return count
 
     async def stream(self, request: ChatRequest, cancel: CancelToken) -> AsyncIterator[StreamChunk]:
-        self._pending += 1
-        try:
-            seen = 0  # deltas received: counted even when the consumer leaves early
-            async for chunk in self.runner.stream("stream", request, cancel=cancel):
-                if isinstance(chunk, Finished):
-                    self.generated_tokens += max(0, chunk.output_tokens - seen)
-                elif isinstance(chunk, TextDelta):
-                    seen += 1
-                    self.generated_tokens += 1
-                yield chunk
-        finally:
-            self._pending -= 1
+        seen = 0  # deltas received: counted even when the consumer leaves early
+        async for chunk in self.runner.stream("stream", request, cancel=cancel):
+            if isinstance(chunk, Finished):
+                self.generated_tokens += max(0, chunk.output_tokens - seen)
+            elif isinstance(chunk, TextDelta):
+                seen += 1
+                self.generated_tokens += 1
+            yield chunk
 
     async def close(self) -> None:
         await self.runner.close()

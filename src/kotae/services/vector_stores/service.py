@@ -73,7 +73,6 @@ class VectorStoresService:
         lease_seconds: int = 30,
     ) -> None:
         self._repo = repo
-        self._files = files
         self._file_rows = file_rows
         self._embedder = embedder
         self._index = index
