@@ -64,12 +64,7 @@ class ChatCompletionsService:
         entry = await asyncio.to_thread(self._registry.resolve, req.model, project_id)
         backend = self._registry.backend_for(entry)
         admission = admit(backend)
-        try:
-            chat = await self._chat_request(project_id, req, entry, backend)
-        except BaseException:
-            admission.release()
-            raise
-        admission.tie_to(chat)
+        chat = await admission.hold(self._chat_request(project_id, req, entry, backend))
         return backend, chat, entry.config.id, admission
 
     async def _chat_request(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 Role = Literal["system", "user", "assistant", "tool"]
 ToolMode = Literal["auto", "none", "required"]
@@ -177,6 +177,9 @@ class ChatBackend(Protocol):
     async def close(self) -> None: ...
 
 
+T = TypeVar("T")
+
+
 class Admission:
     """A place in an engine's queue, held from a request's acceptance to its end: counted
     before the first await, so what is admitted never exceeds the queue's cap in a burst."""
@@ -190,9 +193,17 @@ class Admission:
         if release is not None:
             release()
 
-    def tie_to(self, owner: object) -> None:
-        """Released at the latest when `owner` is collected (a request prepared, never run)."""
-        weakref.finalize(owner, self.release)
+    async def hold(self, preparing: Awaitable[T]) -> T:
+        """The request's preparation, awaited: if it fails the place is given back; what it
+        makes holds the place until released, or at the latest until it is collected (a
+        request prepared, never run)."""
+        try:
+            made = await preparing
+        except BaseException:
+            self.release()
+            raise
+        weakref.finalize(made, self.release)
+        return made
 
 
 def admit(backend: ChatBackend) -> Admission:

@@ -12,6 +12,8 @@ from kotae.providers.inference.base import ChatBackend, ChatMessage, FunctionSpe
 from kotae.services.responses.convert import to_chat_messages
 from kotae.services.responses.media import Media
 
+# Threads longer than this are converted in a thread of the process: their Python loops
+# would hold the event loop (and every other request) for their whole run.
 BIG_THREAD = 500
 # More characters a token than any real tokenizer averages over a prompt.
 MAX_CHARS_PER_TOKEN = 32

@@ -30,7 +30,7 @@ from kotae.services.models import ModelEntry, ModelRegistry
 from kotae.services.responses import compaction
 from kotae.services.responses.builtin import ToolDeps
 from kotae.services.responses.builtin.image_generation import ImageGeneration
-from kotae.services.responses.context import PromptContext, build_context
+from kotae.services.responses.context import BIG_THREAD, PromptContext, build_context
 from kotae.services.responses.convert import normalize_input, to_chat_messages
 from kotae.services.responses.events import ResponseEmitter
 from kotae.services.responses.media import Media, MediaResolver, has_media
@@ -40,9 +40,6 @@ from kotae.services.responses.tools import ToolSetup, parse_tools
 from kotae.storage.repositories.responses import ResponseRepository
 
 Items = list[dict[str, Any]]
-# Inputs longer than this are converted in a thread: their Python loops would hold the event
-# loop (and every other request) for their whole run.
-BIG_INPUT = 500
 
 
 @dataclass
@@ -88,13 +85,8 @@ class Preparer:
         check_request(req)
         tools = parse_tools(req.tools, req.tool_choice)
         entry, backend, admission = await self.model(req.model, project_id)
-        try:
-            prepared = await self._prepare(project_id, req, tools, entry, backend)
-        except BaseException:
-            admission.release()
-            raise
+        prepared = await admission.hold(self._prepare(project_id, req, tools, entry, backend))
         prepared.admission = admission
-        admission.tie_to(prepared)
         return prepared
 
     async def _prepare(
@@ -108,7 +100,7 @@ class Preparer:
         conversation_id = conversation_id_of(req.conversation)
         history = await self.thread(project_id, req.previous_response_id, conversation_id)
         given = await self.resolve_references(project_id, req.input)
-        if isinstance(given, list) and len(given) > BIG_INPUT:
+        if isinstance(given, list) and len(given) > BIG_THREAD:
             new_items = await asyncio.to_thread(normalize_input, given)  # not on the loop
         else:
             new_items = normalize_input(given)
