@@ -24,6 +24,8 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from kotae.errors import InvalidRequest
+
 # Bodies larger than this are checked in the child process.
 CHILD_BYTES = 256 * 1024
 MAX_DEPTH = 64
@@ -195,8 +197,6 @@ class BoundedRoute(APIRoute):
 async def _parse_bounded(
     request: Request, raw: bytes, route: str, model: type[BaseModel] | None
 ) -> None:
-    from kotae.errors import InvalidRequest
-
     large = len(raw) > CHILD_BYTES
     problem = await CHECKER.check(raw, route) if large else None
     if problem is None:
