@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import dataclasses
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import queue
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 from kotae import ids
 from kotae.errors import (
@@ -68,47 +69,128 @@ _MARK = re.compile(f"{MARK_OPEN}(\\d+){MARK_CLOSE}")
 class OutputRouter:
     """Sends generated text on as text, or holds it when it is (or may become) a tool call,
     then sends the parsed calls. Text that looked like a call but does not parse is sent as
-    text, never dropped."""
+    text, never dropped. A call the conversation already holds the result of is not sent:
+    `finish` reports it, and the caller has the model answer instead (a small model given a
+    tool's result often asks for it again)."""
 
     def __init__(self, put: Callable[[object], None], request: ChatRequest) -> None:
         self._put = put
         tools = visible_tools(request)
+        self._names = {t.name for t in tools}
+        self._answered = tool_calls.answered_calls(request.messages) if tools else set()
         self._hold_all = bool(tools) and request.tool_mode == "required"
         self._watch = bool(tools)
         self._held = ""
         self._passing = not self._watch
+        # Only a conversation with tool results can have a model copy their wrapper.
+        self._wrappers = WrapperFilter(any(m.role == "tool" for m in request.messages))
 
     def feed(self, text: str) -> None:
         if self._passing:
-            self._put(TextDelta(text))
+            self._text(text)
             return
         self._held += text
         if self._hold_all:
             return
         head = self._held.lstrip()
-        if head and not (head.startswith(tool_calls.OPEN) or tool_calls.OPEN.startswith(head)):
+        if head and not (
+            head.startswith(tool_calls.OPEN)
+            or tool_calls.OPEN.startswith(head)
+            or tool_calls.may_be_bare_call(head)
+        ):
             self._passing = True
             held, self._held = self._held, ""
-            self._put(TextDelta(held))
+            self._text(held)
 
-    def finish(self) -> bool:
-        """Flushes; True when the output was tool calls."""
+    def _text(self, text: str) -> None:
+        text = self._wrappers.feed(text)
+        if text:
+            self._put(TextDelta(text))
+
+    def _flush_text(self, text: str) -> None:
+        self._text(text)
+        tail = self._wrappers.flush()
+        if tail:
+            self._put(TextDelta(tail))
+
+    def finish(self) -> Literal["text", "calls", "repeated"]:
+        """Flushes: whether the output was text, tool calls, or only calls already
+        answered (nothing was sent of those)."""
         held, self._held = self._held, ""
         parsed = tool_calls.parse_calls(held) if held else None
+        if parsed is None and held:
+            bare = tool_calls.bare_calls(held, self._names)
+            parsed = ("", bare) if bare else None
         if parsed is None:
-            if held:
-                self._put(TextDelta(held))
-            return False
+            self._flush_text(held)
+            return "text"
         before, calls = parsed
-        if before:
-            self._put(TextDelta(before))
+        if all(tool_calls.same_call(*c) in self._answered for c in calls):
+            return "repeated"
+        self._flush_text(before)
         seen = set()
         for name, arguments in calls:
             if (name, arguments) in seen:  # a small model's echo of the same call
                 continue
             seen.add((name, arguments))
             self._put(ToolCallDelta(ToolCall(ids.new_id("call"), name, arguments)))
-        return True
+        return "calls"
+
+
+# How tool results are wrapped in prompts (Qwen's and Hermes' templates, and kotae's own
+# for templates without tools): a model may copy the wrapper into its answer.
+TOOL_WRAPPERS = ("<tool_response>", "</tool_response>")
+
+
+class WrapperFilter:
+    """Drops tool-result wrapper tags from streamed text, holding back a tail that may be
+    the start of one."""
+
+    def __init__(self, active: bool) -> None:
+        self._active = active
+        self._held = ""
+        self._started = False
+
+    def feed(self, text: str) -> str:
+        if not self._active:
+            return text
+        buf = self._held + text
+        for tag in TOOL_WRAPPERS:
+            buf = buf.replace(tag, "")
+        keep = 0
+        for tag in TOOL_WRAPPERS:
+            for n in range(min(len(tag) - 1, len(buf)), 0, -1):
+                if buf.endswith(tag[:n]):
+                    keep = max(keep, n)
+                    break
+        self._held = buf[len(buf) - keep :] if keep else ""
+        out = buf[: len(buf) - keep]
+        if not self._started:
+            out = out.lstrip("\n")  # the line the tag stood on
+            self._started = bool(out)
+        return out
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+
+def _after(
+    put: Callable[[object], None], input_tokens: int, output_tokens: int, cached: int
+) -> Callable[[object], None]:
+    """`put` for a second generation: its Finished counts the first one's tokens too."""
+
+    def put_after(item: object) -> None:
+        if isinstance(item, Finished):
+            item = dataclasses.replace(
+                item,
+                input_tokens=item.input_tokens + input_tokens,
+                output_tokens=item.output_tokens + output_tokens,
+                cached_tokens=item.cached_tokens + cached,
+            )
+        put(item)
+
+    return put_after
 
 
 class StopMatcher:
@@ -384,7 +466,13 @@ class LlamaCppBackend:
             tail = stopper.flush() + decoder.decode(b"", final=True)
             if tail:
                 router.feed(tail)
-            if router.finish() and reason == "stop":
+            routed = router.finish()
+            if routed == "repeated" and reason == "stop":
+                log.info("%s: asked again for a result it has: answering", self.model_id)
+                answer = dataclasses.replace(request, tool_mode="none")
+                self._generate(answer, cancel, _after(put, len(tokens), produced, cached))
+                return
+            if routed == "calls" and reason == "stop":
                 reason = "tool_calls"
             put(Finished(reason, len(tokens), produced, cached))
         except KotaeError as exc:

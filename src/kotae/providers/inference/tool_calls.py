@@ -169,6 +169,83 @@ def enforceable(schema: Any) -> Any:
     return out
 
 
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def may_be_bare_call(head: str) -> bool:
+    """Whether output that starts with `head` may still become a call written without the
+    tags: a JSON object (or list of them) opening with "name", bare or in a ```json fence.
+    Small models (Qwen2.5-Coder among them) write calls so even when shown the tags."""
+    rest = head
+    if rest.startswith("```") or "```".startswith(rest):
+        rest = rest[3:]
+        if "json".startswith(rest):
+            return True
+        rest = rest.removeprefix("json").lstrip()
+        if not rest:
+            return True
+    rest = rest.removeprefix("[").lstrip()
+    if not rest:
+        return True
+    if not rest.startswith("{"):
+        return False
+    # `{{`: Qwen2.5's template shows the format with doubled braces, and models copy them.
+    rest = rest[2 if rest.startswith("{{") else 1 :].lstrip()
+    return '"name"'.startswith(rest) or rest.startswith('"name"')
+
+
+def bare_calls(text: str, names: set[str]) -> list[tuple[str, str]] | None:
+    """Calls written as JSON without the tags, naming only offered tools; else None (the
+    text is an answer that happens to be JSON)."""
+    body = text.strip()
+    fenced = _FENCE.match(body)
+    if fenced:
+        body = fenced.group(1)
+    value = _loads_call(body)
+    items = value if isinstance(value, list) else [value]
+    calls = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) - {"name", "arguments"}:
+            return None
+        name, args = item.get("name"), item.get("arguments", {})
+        if name not in names or not isinstance(args, dict | str):
+            return None
+        text_args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+        calls.append((name, text_args))
+    return calls or None
+
+
+def _loads_call(text: str) -> Any:
+    """JSON, or None; one pair of doubled braces (`{{...}}`, copied from Qwen2.5's template)
+    is taken as single."""
+    for candidate in (text, text[1:-1] if text.startswith("{{") and text.endswith("}}") else ""):
+        try:
+            return json.loads(candidate) if candidate else None
+        except ValueError:
+            continue
+    return None
+
+
+def same_call(name: str, arguments: str) -> tuple[str, str]:
+    """A call's identity: its name and its arguments in one canonical JSON spelling."""
+    try:
+        return name, json.dumps(json.loads(arguments), sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        return name, arguments
+
+
+def answered_calls(messages: list[ChatMessage]) -> set[tuple[str, str]]:
+    """The calls in a conversation whose results it already holds."""
+    results = {m.tool_call_id for m in messages if m.role == "tool"}
+    return {
+        same_call(c.name, c.arguments)
+        for m in messages
+        if m.role == "assistant"
+        for c in m.tool_calls or []
+        if c.call_id in results
+    }
+
+
 def parse_calls(text: str) -> tuple[str, list[tuple[str, str]]] | None:
     """(text before the first call, [(name, arguments JSON)]) when the output holds calls
     that parse; None when it holds none, or any that does not parse."""
@@ -176,10 +253,7 @@ def parse_calls(text: str) -> tuple[str, list[tuple[str, str]]] | None:
         return None
     calls = []
     for raw in _CALL.findall(text):
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return None
+        body = _loads_call(raw)
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             return None
         args = body.get("arguments", {})
