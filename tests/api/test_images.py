@@ -254,12 +254,25 @@ def test_image_generation_tool_streams_partial_images(c: OpenAI) -> None:
     assert done.item.type == "image_generation_call" and done.item.result
 
 
-def test_image_generation_tool_without_a_model_is_400(client: OpenAI) -> None:
+def test_image_generation_tool_without_a_model(client: OpenAI) -> None:
+    """Offered: left off the menu, the answer comes. Forced: a 400 saying what to do."""
+    r = client.responses.create(
+        model=FAST_MODEL,
+        input="Draw a cat.",
+        tools=[{"type": "image_generation"}],
+        max_output_tokens=16,
+    )
+    assert r.error is None and r.tools[0].type == "image_generation"
+    assert not [o for o in r.output if o.type == "image_generation_call"]
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(
-            model=FAST_MODEL, input="Draw a cat.", tools=[{"type": "image_generation"}]
+            model=FAST_MODEL,
+            input="Draw a cat.",
+            tools=[{"type": "image_generation"}],
+            tool_choice={"type": "image_generation"},
         )
     assert err.value.body["param"] == "tools[0].type"  # type: ignore[index]
+    assert err.value.code == "image_model_not_configured"
     assert "kotae models pull" in err.value.message
 
 

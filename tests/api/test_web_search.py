@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import REAL_MODEL
-from tests.helpers import Server, assert_stream_grammar, new_key
+from tests.conftest import FAST_MODEL, REAL_MODEL
+from tests.helpers import OPS, Server, assert_stream_grammar, new_key
 from tests.standins import SearxngStandIn
 
 NEWS = {
@@ -60,7 +62,7 @@ def test_seed_step_3_required_search_with_url_citations(
         tools=[{"type": "web_search_preview"}],
         tool_choice="required",
         include=["web_search_call.action.sources"],
-        max_output_tokens=80,
+        max_output_tokens=160,
     )
     call = r.output[0]
     assert call.type == "web_search_call" and call.status == "completed"
@@ -163,10 +165,47 @@ def test_provider_down_fails_the_call_and_the_model_answers_with_that(
         stand_in.down = False
 
 
-def test_no_provider_configured_is_400(client: OpenAI) -> None:
+def test_offered_without_a_provider_is_left_off_the_menu(client: OpenAI, server: Server) -> None:
+    """The newest Codex CLI offers web_search on every turn: a server without a search
+    engine answers without it (the response still echoes it), and counts it."""
+    tools: Any = [
+        {"type": "web_search", "external_web_access": False},
+        {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {}}},
+    ]
+    r = client.responses.create(
+        model=FAST_MODEL, input="Say hello.", tools=tools, max_output_tokens=16
+    )
+    assert r.status in ("completed", "incomplete")
+    assert [t.type for t in r.tools] == ["web_search", "function"]
+    assert not [o for o in r.output if o.type == "web_search_call"]
+    metrics = httpx.get(server.base_url.removesuffix("/v1") + "/metrics", headers=OPS).text
+    assert 'kotae_tools_unavailable_total{tool="web_search"}' in metrics
+    for choice in ("auto", "required"):
+        # `required` with the function still there: the model calls the function.
+        r = client.responses.create(
+            model=FAST_MODEL, input="x", tools=tools, tool_choice=choice, max_output_tokens=16
+        )
+        assert r.error is None
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"type": "web_search_preview"},
+        {"type": "allowed_tools", "mode": "required", "tools": [{"type": "web_search_preview"}]},
+        "required",
+    ],
+)
+def test_forcing_it_without_a_provider_is_400(client: OpenAI, choice: Any) -> None:
     with pytest.raises(openai.BadRequestError) as err:
-        client.responses.create(model=REAL_MODEL, input="x", tools=[{"type": "web_search_preview"}])
+        client.responses.create(
+            model=FAST_MODEL,
+            input="x",
+            tools=[{"type": "web_search_preview"}],
+            tool_choice=choice,
+        )
     assert err.value.body["param"] == "tools[0].type"  # type: ignore[index]
+    assert err.value.code == "web_search_not_configured"
     assert "KOTAE_WEB_SEARCH_PROVIDER" in err.value.message
 
 

@@ -53,6 +53,13 @@ class Metrics:
             ["model", "direction"],
             registry=self.registry,
         )
+        self.tools_unavailable = Counter(
+            "kotae_tools_unavailable",
+            "Built-in tools a request offered that this server has not set up (no search "
+            "engine, no image model): left off the model's menu.",
+            ["tool"],
+            registry=self.registry,
+        )
         self.queue_full = Counter(
             "kotae_queue_full",
             "429 answers because an engine's queue held its limit.",

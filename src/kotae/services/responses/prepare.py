@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from openai.types.responses.response import Conversation as ResponseConversation
 from kotae import ids
 from kotae.config import Settings
 from kotae.errors import InvalidRequest, refuse_unknown
+from kotae.ops.metrics import Metrics
 from kotae.providers.inference.base import (
     Admission,
     CancelToken,
@@ -40,6 +42,7 @@ from kotae.services.responses.tools import ToolSetup, parse_tools
 from kotae.storage.repositories.responses import ResponseRepository
 
 Items = list[dict[str, Any]]
+log = logging.getLogger("kotae.responses")
 
 
 @dataclass
@@ -71,7 +74,9 @@ class Preparer:
         tool_deps: ToolDeps,
         conversations: ConversationsService | None,
         media: MediaResolver | None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._settings = settings
         self._registry = registry
         self._repo = repo
@@ -107,9 +112,15 @@ class Preparer:
         if not new_items and not history:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
         check_approvals([*history, *new_items], new_items)
+        for tool in tools.drop_unavailable(self._tool_deps):
+            why = tool.unavailable(self._tool_deps)
+            log.warning("%s offered but not set up: left off the menu (%s)", tool.kind, why)
+            if self._metrics is not None:
+                self._metrics.tools_unavailable.labels(tool.kind).inc()
         for tool in tools.builtins:
-            index = next(i for i, t in enumerate(req.tools or []) if t is tool.raw)
-            await tool.check(project_id, f"tools[{index}]", self._tool_deps, [*history, *new_items])
+            await tool.check(
+                project_id, f"tools[{tool.index}]", self._tool_deps, [*history, *new_items]
+            )
         history, compacted = await self._compact_if_over(req, backend, history, new_items)
         media = None
         if self._media is not None and has_media(history + new_items):

@@ -57,7 +57,9 @@ class ResponsesService:
         # This process, as the owner of the responses it runs (leases in the store).
         self.owner = secrets.token_hex(8)
         tool_deps = ToolDeps(settings, vector_stores, web_provider, fetcher, images)
-        self._preparer = Preparer(settings, registry, repo, tool_deps, conversations, media)
+        self._preparer = Preparer(
+            settings, registry, repo, tool_deps, conversations, media, metrics
+        )
         self._runner = Runner(settings, repo, tool_deps, self.owner, conversations, metrics)
         self._background = Background(settings, repo, self._preparer, self._runner, self.owner)
         self._stored = StoredResponses(repo, self._background)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from kotae.errors import InvalidRequest, invalid_from
 from kotae.providers.inference.base import FunctionSpec, ToolMode
 from kotae.schemas.responses import FunctionTool
-from kotae.services.responses.builtin import REGISTRY, BuiltinTool
+from kotae.services.responses.builtin import REGISTRY, BuiltinTool, ToolDeps
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -92,6 +92,24 @@ class ToolSetup:
             for tool in self.builtins:
                 names.extend(tool.matches(pick))
         return names
+
+    def drop_unavailable(self, deps: ToolDeps) -> list[BuiltinTool]:
+        """Leaves the built-ins this server cannot run (no search engine, no image model)
+        off the model's menu; the response still echoes them. Only a tool_choice that then
+        leaves nothing to call (one forcing such a tool) is a 400. Returns those dropped."""
+        dropped = [t for t in self.builtins if t.unavailable(deps) is not None]
+        if not dropped:
+            return []
+        self.builtins = [t for t in self.builtins if t not in dropped]
+        allowed = self.allowed()
+        nothing_left = not self.functions and not self.builtins
+        if self.mode == "required" and (allowed == [] or (allowed is None and nothing_left)):
+            named = [t for t in dropped if any(t.named_by(p) for p in self.picks or [])]
+            tool = (named or dropped)[0]
+            why = tool.unavailable(deps)
+            assert why is not None
+            raise InvalidRequest(why[0], param=f"tools[{tool.index}].type", code=why[1])
+        return dropped
 
     def allowed_functions(self) -> list[str] | None:
         """`allowed()` among the client's functions (chat completions has only those)."""

@@ -72,6 +72,7 @@ class BuiltinTool(ABC):
     def __init__(self, raw: dict[str, Any], index: int) -> None:
         """Checks the tool's options (400s name `tools[index]`)."""
         self.raw = raw  # as the request gave it: the response echoes it
+        self.index = index
 
     def echo(self) -> dict[str, Any]:
         """The tool as the response shows (and stores) it: without its credentials."""
@@ -95,6 +96,11 @@ class BuiltinTool(ABC):
     def coexists(self, other: BuiltinTool) -> bool:
         """Whether a request may hold both (one of each kind, but several MCP servers)."""
         return False
+
+    def unavailable(self, deps: ToolDeps) -> tuple[str, str | None] | None:
+        """Why this server cannot run the tool (message, error code), or None. Such a tool
+        is left off the model's menu; only a tool_choice forcing it is a 400."""
+        return None
 
     async def check(
         self, project_id: str, param: str, deps: ToolDeps, history: list[dict[str, Any]]

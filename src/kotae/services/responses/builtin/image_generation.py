@@ -60,11 +60,15 @@ class ImageGeneration(BuiltinTool):
     def functions(self) -> list[FunctionSpec]:
         return [GENERATE_IMAGE]
 
+    def unavailable(self, deps: ToolDeps) -> tuple[str, str | None] | None:
+        if deps.images is None or deps.images.model_id() is None:
+            return NO_MODEL, "image_model_not_configured"
+        return None
+
     async def check(
         self, project_id: str, param: str, deps: ToolDeps, history: list[dict[str, Any]]
     ) -> None:
-        if deps.images is None or deps.images.model_id() is None:
-            raise InvalidRequest(NO_MODEL, param=f"{param}.type", code="image_model_not_configured")
+        assert deps.images is not None
         deps.images.backend(self.raw.get("model"), f"{param}.model")
 
     async def run(self, call: ToolCall, run: ToolRun) -> AsyncIterator[StreamEvent | Outcome]:

@@ -88,11 +88,10 @@ class WebSearch(BuiltinTool):
     def named_by(self, choice: dict[str, Any]) -> bool:
         return choice.get("type") in WEB_TYPES
 
-    async def check(
-        self, project_id: str, param: str, deps: ToolDeps, history: list[dict[str, Any]]
-    ) -> None:
+    def unavailable(self, deps: ToolDeps) -> tuple[str, str | None] | None:
         if deps.web is None or deps.fetcher is None:
-            raise InvalidRequest(NO_ENGINE, param=f"{param}.type")
+            return NO_ENGINE, "web_search_not_configured"
+        return None
 
     async def run(self, call: ToolCall, run: ToolRun) -> AsyncIterator[StreamEvent | Outcome]:
         assert run.deps.web is not None and run.deps.fetcher is not None
