@@ -370,7 +370,15 @@ def test_raw_http_errors_use_the_envelope(server: Server, key_a: str) -> None:
     resp = httpx.post(url, json={"input": "x"}, headers=auth)
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "model"
     resp = httpx.get(f"{server.base_url}/nothing-here", headers=auth)
-    assert resp.status_code == 404 and "error" in resp.json()
+    assert resp.status_code == 404
+    assert resp.json()["error"] == {
+        "message": "Invalid URL (GET /v1/nothing-here)",  # OpenAI's wording
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    resp = httpx.post(f"{server.base_url}/responses/x/nothing", headers=auth)
+    assert resp.json()["error"]["message"] == "Invalid URL (POST /v1/responses/x/nothing)"
 
 
 def test_missing_and_wrong_keys_are_401(server: Server) -> None:

@@ -154,11 +154,11 @@ def install(app: FastAPI) -> None:
         return validation_to_envelope(list(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
         message = str(exc.detail)
-        if exc.status_code == 404:
-            message = "Unknown request URL. Please check the URL and method."
+        if exc.status_code == 404:  # OpenAI's wording, naming what was asked
+            message = f"Invalid URL ({request.method} {request.url.path})"
         elif exc.status_code == 405:
             message = "Method not allowed for this URL."
         response = envelope(exc.status_code, message, type_)
