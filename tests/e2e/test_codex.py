@@ -9,9 +9,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.helpers import Server, new_key
+from tests.helpers import OPS, Server, new_key
 
 CODEX = Path(__file__).resolve().parents[2] / ".tools" / "codex" / "node_modules" / ".bin" / "codex"
 # Codex's instructions and tools fill ~8.8k tokens: more than SmolLM2's trained 8k window.
@@ -30,7 +31,7 @@ def test_codex_exec_completes_a_turn(tmp_path: Path) -> None:
         home = tmp_path / "codex-home"
         home.mkdir()
         (home / "config.toml").write_text(
-            'model = "smollm2-16k"\nmodel_provider = "kotae"\nweb_search = "disabled"\n\n'
+            'model = "smollm2-16k"\nmodel_provider = "kotae"\n\n'
             "[model_providers.kotae]\n"
             f'name = "kotae"\nbase_url = "{srv.base_url}"\nenv_key = "KOTAE_KEY"\n'
             'wire_api = "responses"\n'
@@ -50,5 +51,9 @@ def test_codex_exec_completes_a_turn(tmp_path: Path) -> None:
         )
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
         assert "tokens used" in out.stdout + out.stderr
+        # Codex (0.171.0 on) offers web_search on every turn; this server has no search
+        # engine, so it was left off the model's menu and the turn still completed.
+        metrics = httpx.get(srv.base_url.removesuffix("/v1") + "/metrics", headers=OPS).text
+        assert 'kotae_tools_unavailable_total{tool="web_search"}' in metrics
     finally:
         srv.stop()
