@@ -27,6 +27,7 @@ from kotae.api.routes import (
     models,
     organization,
     responses,
+    responses_socket,
     uploads,
     vector_stores,
 )
@@ -101,6 +102,7 @@ def create_app(
 
     for router in (
         responses.router,
+        responses_socket.router,
         chat_completions.router,
         files.router,
         uploads.router,

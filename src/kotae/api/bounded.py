@@ -218,6 +218,33 @@ async def _parse_bounded(
     request._json = parsed
 
 
+NOT_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+    "sent was not valid JSON.)"
+)
+
+
+async def load_bounded(raw: bytes, route: str) -> Any:
+    """A message that is not an HTTP body (a WebSocket event): parsed under the same bounds,
+    or an InvalidRequest."""
+    large = len(raw) > CHILD_BYTES
+    problem = await CHECKER.check(raw, route) if large else None
+    parsed: Any = None
+    if problem is None:
+        try:
+            parsed = await asyncio.to_thread(json.loads, raw) if large else json.loads(raw)
+            problem = None if large else check_shape(parsed, route)
+        except RecursionError:
+            problem = TOO_DEEP
+        except ValueError:
+            raise InvalidRequest(NOT_JSON) from None
+    if problem is not None:
+        message, param, code = problem
+        raise InvalidRequest(message, param=param, code=code)
+    return parsed
+
+
 def _parse_and_validate(raw: bytes, model: type[BaseModel] | None) -> Any:
     """A large body parsed, and validated into its model, off the event loop; a body that
     does not validate is left to FastAPI, which words the 400 (bounded, it is quick)."""

@@ -24,7 +24,11 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 def bearer_key(request: Request) -> str:
     """The key in `Authorization: Bearer KEY`, or a 401 saying how to send one."""
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return _bearer(request.headers.get("authorization", ""))
+
+
+def _bearer(header: str) -> str:
+    scheme, _, key = header.partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise AuthenticationFailed(
@@ -36,7 +40,12 @@ def bearer_key(request: Request) -> str:
 
 
 async def get_project(request: Request, container: ContainerDep) -> str:
-    key = bearer_key(request)
+    return await authenticate(request.headers.get("authorization", ""), container)
+
+
+async def authenticate(authorization: str, container: Container) -> str:
+    """The project of the key in an Authorization header (HTTP or a WebSocket's upgrade)."""
+    key = _bearer(authorization)
     digest = hashlib.sha256(key.encode()).hexdigest()
     project = container.key_cache.get(digest)
     if project is None:
@@ -59,12 +68,21 @@ async def get_metered_project(
     """The project, its request counted against `rate_limit_rpm` (the model routes). The
     count is in the database: the limit holds however many replicas share the load. The
     answer carries OpenAI's `x-ratelimit-*` headers (added by `Observe`)."""
+    headers = await meter(container, project)
+    if headers:
+        request.state.ratelimit = headers
+    return project
+
+
+async def meter(container: Container, project: str) -> dict[str, str]:
+    """One request counted against the project's `rate_limit_rpm` (a 429 over it): the
+    x-ratelimit-* headers of its answer."""
     limit = container.settings.rate_limit_rpm
     if limit > 0:
         now = time.time()
         used = await anyio.to_thread.run_sync(container.rate_limits.hit, project, int(now // 60))
         wait = max(1, math.ceil(60 - now % 60))
-        request.state.ratelimit = {
+        headers = {
             "x-ratelimit-limit-requests": str(limit),
             "x-ratelimit-remaining-requests": str(max(0, limit - used)),
             "x-ratelimit-reset-requests": f"{wait}s",
@@ -80,7 +98,8 @@ async def get_metered_project(
                     "x-ratelimit-reset-requests": f"{wait}s",
                 },
             )
-    return project
+        return headers
+    return {}
 
 
 MeteredProjectDep = Annotated[str, Depends(get_metered_project)]
