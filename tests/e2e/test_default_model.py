@@ -5,15 +5,18 @@ Japanese, and the Agents SDK's function tool called under tool_choice "auto"."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 from openai import AsyncOpenAI, OpenAI
 
 from kotae.config import Settings
 from kotae.services import packaged_models
-from tests.helpers import Server, new_key
+from tests.helpers import OPS, Server, new_key
 
 DEFAULT = packaged_models.PACKAGED_MODELS[0]
 
@@ -69,6 +72,49 @@ def test_agents_sdk_calls_its_function_on_auto(default_server: Server, key: str)
     answer = str(result.final_output)
     assert "晴" in answer or "18" in answer, answer
     assert "<tool_response>" not in answer and "tool_call" not in answer
+
+
+def test_pydantic_ai_websocket_transport_runs_a_tool_round_trip(
+    default_server: Server, key: str
+) -> None:
+    """tool_choice left "auto" (pydantic-ai refuses "required": it would leave the agent no
+    way to answer), which the default model can do."""
+    from pydantic_ai import Agent as PydanticAgent
+    from pydantic_ai.models.openai import OpenAIResponsesModel, OpenAIResponsesModelSettings
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    def sockets() -> float:
+        text = httpx.get(default_server.base_url.removesuffix("/v1") + "/metrics", headers=OPS).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("kotae_requests_total") and 'method="WEBSOCKET"' in line
+        )
+
+    model = OpenAIResponsesModel(
+        "gpt-4o", provider=OpenAIProvider(base_url=default_server.base_url, api_key=key)
+    )
+    settings = OpenAIResponsesModelSettings(openai_transport="websocket", max_tokens=200)
+    agent = PydanticAgent(model, model_settings=settings)
+    calls: list[str] = []
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        """Get the current weather for a city."""
+        calls.append(city)
+        return f"The weather in {city} is sunny, 21C."
+
+    before = sockets()
+
+    async def run() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a fallback to HTTP warns: not here
+            async with agent.run_stream("東京の今日の天気は？") as streamed:
+                return await streamed.get_output()
+
+    output = asyncio.run(run())
+    assert calls and isinstance(output, str) and output
+    assert sockets() >= before + 2  # the call and the answer went over the socket
 
 
 def test_assembled_file_verifies() -> None:
