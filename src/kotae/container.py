@@ -31,6 +31,7 @@ from kotae.services.models import ModelRegistry
 from kotae.services.reconcile import Reconciler
 from kotae.services.responses.media import MediaResolver
 from kotae.services.responses.service import ResponsesService
+from kotae.services.stored_chat_completions import StoredChatCompletions
 from kotae.services.uploads import UploadsService
 from kotae.services.vector_stores.service import VectorStoresService
 from kotae.storage.engine import make_engine, migrate, session_factory
@@ -67,6 +68,7 @@ class Container:
     embeddings: EmbeddingsService
     uploads: UploadsService
     conversations: ConversationsService
+    stored_chat_completions: StoredChatCompletions
     key_cache: KeyCache
     fine_tuning: FineTuningService
     images: ImagesService
@@ -154,6 +156,7 @@ class Container:
             embeddings=EmbeddingsService(embedder),
             uploads=uploads,
             conversations=conversations,
+            stored_chat_completions=StoredChatCompletions(engine),
             key_cache=KeyCache(settings.key_cache_seconds),
             fine_tuning=fine_tuning,
             images=images,

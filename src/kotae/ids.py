@@ -32,6 +32,7 @@ def api_key() -> str:
 PREFIXES = {
     "response_id": "resp_",
     "conversation_id": "conv_",
+    "completion_id": "chatcmpl",
     "vector_store_id": "vs_",
     "batch_id": "vsfb_",
     "upload_id": "upload_",

@@ -3,6 +3,7 @@ body, and every streamed event, validated against the spec's schemas (JSON Schem
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,15 +19,14 @@ from referencing.jsonschema import DRAFT202012
 
 SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "openai-openapi" / "openapi.yaml"
 SPEC_URI = "urn:openai-openapi"
-# The operations of OpenAI's API that kotae serves (the rest: stored chat completions,
-# assistants, batches, audio, realtime...).
+# The operations of OpenAI's API that kotae serves (the rest: assistants, batches, audio,
+# realtime...).
 SERVED = re.compile(
-    r"^/(responses|chat/completions$|embeddings|files|uploads|vector_stores|conversations|"
+    r"^/(responses|chat/completions|embeddings|files|uploads|vector_stores|conversations|"
     r"fine_tuning/jobs|images|models)"
 )
-NOT_SERVED = re.compile(r"^/chat/completions/|\?beta=true$")
-# Stored chat completions (GET /chat/completions lists them) are not kept by kotae.
-NOT_SERVED_OPS = {("GET", "/chat/completions")}
+NOT_SERVED = re.compile(r"\?beta=true$")
+NOT_SERVED_OPS: set[tuple[str, str]] = set()
 
 # Where kotae (and, for the first two, OpenAI's own API) differs from OpenAI's document: each
 # difference and its reason, applied to the copy of the spec that judges kotae. Nothing else
@@ -45,6 +45,9 @@ DIFFERENCES: dict[str, str] = {
     "('message') is what OpenAI sends: such discriminators are dropped (oneOf still decides)",
     "file purposes": "a file object's purpose may be 'evals': the spec's own upload request "
     "takes it, but its file object's enum was never given it",
+    "stored messages": "GET /chat/completions/{id}/messages lists the request's messages with "
+    "their own roles (user, system...), as OpenAI's API answers and the spec's own example "
+    "shows; its message schema allows only 'assistant'",
     "image sizes": "ImagesResponse.size is the size of the picture actually made: kotae's "
     "image models make other sizes than gpt-image-1's three (256x256, 512x512, ...)",
 }
@@ -66,6 +69,9 @@ def _differences(doc: dict[str, Any]) -> None:
     embedding = schemas["Embedding"]["properties"]["embedding"]
     schemas["Embedding"]["properties"]["embedding"] = {"anyOf": [embedding, {"type": "string"}]}
     schemas["ImagesResponse"]["properties"]["size"] = {"type": "string"}
+    listed = copy.deepcopy(schemas["ChatCompletionResponseMessage"])
+    listed["properties"]["role"]["enum"] = ["assistant", "user", "system", "developer", "tool"]
+    schemas["ChatCompletionMessageList"]["properties"]["data"]["items"]["allOf"][0] = listed
     purpose = schemas["OpenAIFile"]["properties"]["purpose"]
     purpose["enum"] = [*purpose["enum"], "evals"]
     content = doc["paths"]["/files/{file_id}/content"]["get"]["responses"]["200"]

@@ -137,6 +137,28 @@ def tour_chat_and_embeddings(c: OpenAI) -> None:
         )
     )
     c.embeddings.create(model="text-embedding-3-small", input=["hello", "こんにちは"])
+    # Stored chat completions, streamed and not, with n > 1.
+    stored = c.chat.completions.create(
+        model=REAL_MODEL,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+        ],
+        max_tokens=16,
+        n=2,
+        store=True,
+        metadata={"tour": "yes"},
+    )
+    list(
+        c.chat.completions.create(
+            model=REAL_MODEL, messages=messages, max_tokens=16, stream=True, store=True
+        )
+    )
+    c.chat.completions.list(metadata={"tour": "yes"}, limit=5)
+    c.chat.completions.retrieve(stored.id)
+    c.chat.completions.messages.list(stored.id)
+    c.chat.completions.update(stored.id, metadata={"tour": "done"})
+    c.chat.completions.delete(stored.id)
 
 
 def tour_files_and_stores(c: OpenAI) -> None:

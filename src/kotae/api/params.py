@@ -21,6 +21,7 @@ def _id(name: str) -> Any:
 
 ResponseId = Annotated[str, _id("response_id")]
 ConversationId = Annotated[str, _id("conversation_id")]
+CompletionId = Annotated[str, _id("completion_id")]
 VectorStoreId = Annotated[str, _id("vector_store_id")]
 BatchId = Annotated[str, _id("batch_id")]
 UploadId = Annotated[str, _id("upload_id")]

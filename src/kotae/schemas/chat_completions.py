@@ -42,7 +42,7 @@ class CreateChatCompletion(WithMetadata):
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    n: Annotated[int, Field(ge=1, le=1)] | None = None
+    n: Annotated[int, Field(ge=1, le=128)] | None = None  # OpenAI's limit
     stop: str | list[str] | None = None
     seed: int | None = None
     stream: bool = False

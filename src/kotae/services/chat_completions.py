@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -126,9 +127,10 @@ class ChatCompletionsService:
         model: str,
         admission: Admission,
         cancel: CancelToken | None = None,
+        n: int = 1,
     ) -> ChatCompletion:
         try:
-            return await self._create(backend, chat, model, cancel)
+            return await self._create(backend, chat, model, cancel, n)
         finally:
             admission.release()
 
@@ -139,9 +141,10 @@ class ChatCompletionsService:
         model: str,
         admission: Admission,
         include_usage: bool,
+        n: int = 1,
     ) -> AsyncIterator[ChatCompletionChunk]:
         try:
-            async for chunk in self._stream(backend, chat, model, include_usage):
+            async for chunk in self._stream(backend, chat, model, include_usage, n):
                 yield chunk
         finally:
             admission.release()
@@ -152,7 +155,29 @@ class ChatCompletionsService:
         chat: ChatRequest,
         model: str,
         cancel: CancelToken | None = None,
+        n: int = 1,
     ) -> ChatCompletion:
+        choices = []
+        usage = Finished("stop", 0, 0, 0)
+        for index in range(n):  # one engine slot: the choices are sampled one after another
+            choice, finished = await self._choice(backend, _nth(chat, index), index, cancel)
+            choices.append(choice)
+            usage = _plus(usage, finished, first=index == 0)
+        self._count(model, usage)
+        return ChatCompletion.model_validate(
+            {
+                "id": ids.new_id("chatcmpl"),
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": choices,
+                "usage": _usage(usage),
+            }
+        )
+
+    async def _choice(
+        self, backend: ChatBackend, chat: ChatRequest, index: int, cancel: CancelToken | None
+    ) -> tuple[dict[str, Any], Finished]:
         text: list[str] = []
         calls: list[dict[str, Any]] = []
         finished: Finished | None = None
@@ -166,7 +191,6 @@ class ChatCompletionsService:
             else:
                 finished = chunk
         assert finished is not None
-        self._count(model, finished)
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(text) or None,
@@ -176,26 +200,21 @@ class ChatCompletionsService:
             message["tool_calls"] = calls
         elif message["content"] is None:
             message["content"] = ""
-        return ChatCompletion.model_validate(
-            {
-                "id": ids.new_id("chatcmpl"),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": _finish(finished),
-                        "message": message,
-                        "logprobs": {"content": tokens, "refusal": None} if chat.logprobs else None,
-                    }
-                ],
-                "usage": _usage(finished),
-            }
-        )
+        choice = {
+            "index": index,
+            "finish_reason": _finish(finished),
+            "message": message,
+            "logprobs": {"content": tokens, "refusal": None} if chat.logprobs else None,
+        }
+        return choice, finished
 
     async def _stream(
-        self, backend: ChatBackend, chat: ChatRequest, model: str, include_usage: bool
+        self,
+        backend: ChatBackend,
+        chat: ChatRequest,
+        model: str,
+        include_usage: bool,
+        n: int = 1,
     ) -> AsyncIterator[ChatCompletionChunk]:
         base = {
             "id": ids.new_id("chatcmpl"),
@@ -205,34 +224,37 @@ class ChatCompletionsService:
         }
 
         def chunk(
-            delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+            index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
         ) -> ChatCompletionChunk:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            choice = {"index": index, "delta": delta, "finish_reason": finish}
             if logprobs is not None:
                 choice["logprobs"] = logprobs
             return ChatCompletionChunk.model_validate({**base, "choices": [choice]})
 
-        yield chunk({"role": "assistant", "content": ""})
-        index = 0
-        async for item in backend.stream(chat, CancelToken()):
-            if isinstance(item, TextDelta):
-                scored = None
-                if chat.logprobs:
-                    scored = {
-                        "content": [_logprob(t) for t in item.logprobs or []],
-                        "refusal": None,
-                    }
-                yield chunk({"content": item.text}, logprobs=scored)
-            elif isinstance(item, ToolCallDelta):
-                yield chunk({"tool_calls": [{"index": index, **_call(item)}]})
-                index += 1
-            else:
-                self._count(model, item)
-                yield chunk({}, _finish(item))
-                if include_usage:
-                    yield ChatCompletionChunk.model_validate(
-                        {**base, "choices": [], "usage": _usage(item)}
-                    )
+        usage = Finished("stop", 0, 0, 0)
+        for choice in range(n):
+            yield chunk(choice, {"role": "assistant", "content": ""})
+            calls = 0
+            async for item in backend.stream(_nth(chat, choice), CancelToken()):
+                if isinstance(item, TextDelta):
+                    scored = None
+                    if chat.logprobs:
+                        scored = {
+                            "content": [_logprob(t) for t in item.logprobs or []],
+                            "refusal": None,
+                        }
+                    yield chunk(choice, {"content": item.text}, logprobs=scored)
+                elif isinstance(item, ToolCallDelta):
+                    yield chunk(choice, {"tool_calls": [{"index": calls, **_call(item)}]})
+                    calls += 1
+                else:
+                    usage = _plus(usage, item, first=choice == 0)
+                    yield chunk(choice, {}, _finish(item))
+        self._count(model, usage)
+        if include_usage:
+            yield ChatCompletionChunk.model_validate(
+                {**base, "choices": [], "usage": _usage(usage)}
+            )
 
     def _count(self, model: str, finished: Finished) -> None:
         if self._metrics is not None:
@@ -262,6 +284,25 @@ class ChatCompletionsService:
         for (index, _), media in found.items():
             message = messages[int(index)]
             media.attach(message)
+
+
+def _nth(chat: ChatRequest, index: int) -> ChatRequest:
+    """The request of choice `index`: with a seed, each choice gets its own (seed + index),
+    so n choices are n samples, and the same request gives the same n again."""
+    if index == 0 or chat.seed is None:
+        return chat
+    return dataclasses.replace(chat, seed=chat.seed + index)
+
+
+def _plus(total: Finished, more: Finished, *, first: bool) -> Finished:
+    """Usage over the choices: the prompt counted once (as OpenAI bills n), every
+    completion counted."""
+    return dataclasses.replace(
+        more,
+        input_tokens=more.input_tokens if first else total.input_tokens,
+        cached_tokens=more.cached_tokens if first else total.cached_tokens,
+        output_tokens=total.output_tokens + more.output_tokens,
+    )
 
 
 def _logprob(token: TokenLogprob) -> dict[str, Any]:

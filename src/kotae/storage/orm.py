@@ -317,3 +317,23 @@ class FineTuningCheckpoint(Base):
         Index("ix_ft_checkpoints_job", "job_id", "pk"),
         Index("ix_ft_checkpoints_model", "model"),
     )
+
+
+class StoredChatCompletion(Base):
+    """A chat completion made with `store: true`: `body` as it was answered (with its
+    metadata), `messages` the request's messages."""
+
+    __tablename__ = "chat_completions"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(256))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_chat_completions_project", "project_id", "pk"),)
