@@ -18,6 +18,7 @@ from kotae.api.limits import BodyLimit
 from kotae.api.observe import Observe
 from kotae.api.routes import (
     chat_completions,
+    completions,
     conversations,
     embeddings,
     files,
@@ -104,6 +105,7 @@ def create_app(
         responses.router,
         responses_socket.router,
         chat_completions.router,
+        completions.router,
         files.router,
         uploads.router,
         vector_stores.router,

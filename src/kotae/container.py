@@ -22,6 +22,7 @@ from kotae.providers.web_search.base import WebSearchProvider
 from kotae.providers.web_search.brave import BraveProvider
 from kotae.providers.web_search.searxng import SearxngProvider
 from kotae.services.chat_completions import ChatCompletionsService
+from kotae.services.completions import CompletionsService
 from kotae.services.conversations import ConversationsService
 from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
@@ -69,6 +70,7 @@ class Container:
     uploads: UploadsService
     conversations: ConversationsService
     stored_chat_completions: StoredChatCompletions
+    completions: CompletionsService
     key_cache: KeyCache
     fine_tuning: FineTuningService
     images: ImagesService
@@ -157,6 +159,7 @@ class Container:
             uploads=uploads,
             conversations=conversations,
             stored_chat_completions=StoredChatCompletions(engine),
+            completions=CompletionsService(models, metrics),
             key_cache=KeyCache(settings.key_cache_seconds),
             fine_tuning=fine_tuning,
             images=images,

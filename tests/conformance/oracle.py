@@ -22,7 +22,8 @@ SPEC_URI = "urn:openai-openapi"
 # The operations of OpenAI's API that kotae serves (the rest: assistants, batches, audio,
 # realtime...).
 SERVED = re.compile(
-    r"^/(responses|chat/completions|embeddings|files|uploads|vector_stores|conversations|"
+    r"^/(responses|chat/completions|completions$|embeddings|files|uploads|vector_stores|"
+    r"conversations|"
     r"fine_tuning/jobs|images|models)"
 )
 NOT_SERVED = re.compile(r"\?beta=true$")
@@ -48,6 +49,8 @@ DIFFERENCES: dict[str, str] = {
     "stored messages": "GET /chat/completions/{id}/messages lists the request's messages with "
     "their own roles (user, system...), as OpenAI's API answers and the spec's own example "
     "shows; its message schema allows only 'assistant'",
+    "legacy stream": "the spec has no chunk schema for a streamed /completions: OpenAI sends "
+    "CreateCompletionResponse objects whose finish_reason is null until a choice's last chunk",
     "image sizes": "ImagesResponse.size is the size of the picture actually made: kotae's "
     "image models make other sizes than gpt-image-1's three (256x256, 512x512, ...)",
 }
@@ -69,6 +72,11 @@ def _differences(doc: dict[str, Any]) -> None:
     embedding = schemas["Embedding"]["properties"]["embedding"]
     schemas["Embedding"]["properties"]["embedding"] = {"anyOf": [embedding, {"type": "string"}]}
     schemas["ImagesResponse"]["properties"]["size"] = {"type": "string"}
+    chunk = copy.deepcopy(schemas["CreateCompletionResponse"])
+    reason = chunk["properties"]["choices"]["items"]["properties"]["finish_reason"]
+    reason["enum"] = [*reason["enum"], None]
+    reason["type"] = ["string", "null"]
+    schemas["CompletionStreamChunk"] = chunk
     listed = copy.deepcopy(schemas["ChatCompletionResponseMessage"])
     listed["properties"]["role"]["enum"] = ["assistant", "user", "system", "developer", "tool"]
     schemas["ChatCompletionMessageList"]["properties"]["data"]["items"]["allOf"][0] = listed
@@ -228,10 +236,11 @@ class Recorder:
                 self.check(where, pointer, response.json())
 
     def _events(self, template: str, text: str) -> None:
-        chat = template.startswith("/chat/")
         pointer = (
             "#/components/schemas/CreateChatCompletionStreamResponse"
-            if chat
+            if template.startswith("/chat/")
+            else "#/components/schemas/CompletionStreamChunk"
+            if template == "/completions"
             else "#/components/schemas/ResponseStreamEvent"
         )
         for block in text.split("\n\n"):

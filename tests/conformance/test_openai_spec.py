@@ -159,6 +159,9 @@ def tour_chat_and_embeddings(c: OpenAI) -> None:
     c.chat.completions.messages.list(stored.id)
     c.chat.completions.update(stored.id, metadata={"tour": "done"})
     c.chat.completions.delete(stored.id)
+    # Legacy text completions.
+    c.completions.create(model=REAL_MODEL, prompt=["Hello", "Bonjour"], max_tokens=8, logprobs=1)
+    list(c.completions.create(model=REAL_MODEL, prompt="Hello", max_tokens=8, stream=True))
 
 
 def tour_files_and_stores(c: OpenAI) -> None:

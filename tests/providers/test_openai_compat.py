@@ -237,3 +237,21 @@ def test_a_pool_of_servers_fails_over_and_spreads_requests(remote: OpenAI) -> No
     engines = httpx.get(f"{origin}/ready", headers=OPS).json()["engines"]
     assert engines["remote-pool-down"]["state"] == "unavailable"
     assert all(s["state"] == "down" for s in engines["remote-pool-down"]["upstreams"])
+
+
+def test_legacy_completions_go_to_the_engines_own_completions(remote: OpenAI) -> None:
+    done = remote.completions.create(
+        model="remote-smollm2", prompt="The capital of France is", max_tokens=8, temperature=0
+    )
+    assert done.choices[0].text.strip() and done.usage is not None
+    assert done.usage.prompt_tokens >= 5  # the engine's own count of the raw prompt
+    streamed = list(
+        remote.completions.create(
+            model="remote-smollm2",
+            prompt="The capital of France is",
+            max_tokens=8,
+            temperature=0,
+            stream=True,
+        )
+    )
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == done.choices[0].text

@@ -67,6 +67,9 @@ class ChatRequest:
     # a penalty on recently used tokens, and a stop when the output loops.
     repeat_penalty: float = 1.0
     loop_guard: bool = False
+    # Legacy completions: this text is the whole prompt, continued as it is (no chat
+    # template, no tools); `messages` is then unused.
+    prompt: str | None = None
 
 
 @dataclass

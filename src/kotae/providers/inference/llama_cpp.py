@@ -309,6 +309,9 @@ class LlamaCppBackend:
         self, messages: list[ChatMessage], request: ChatRequest | None = None
     ) -> tuple[list[int], list[str]]:
         llama = self.load()
+        if request is not None and request.prompt is not None:
+            # Legacy completions: the text itself, as plain text (never special tokens).
+            return llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False), []
         tools = visible_tools(request) if request else []
         extra: dict[str, Any] = {}
         if tools and self._native_tools:

@@ -90,7 +90,9 @@ class OpenAICompatBackend:
         error: BaseException | None = None
         for upstream in self.pool.candidates():
             async with self.pool.using(upstream):
-                request = self._client().post(f"{upstream.base_url}/chat/completions", json=payload)
+                # A raw prompt (legacy completions) goes to the engine's own /completions.
+                path = "completions" if "prompt" in payload else "chat/completions"
+                request = self._client().post(f"{upstream.base_url}/{path}", json=payload)
                 try:
                     resp = await request.__aenter__()
                 except CONNECTION_ERRORS as exc:
@@ -130,6 +132,12 @@ class OpenAICompatBackend:
         }
         if request.stop:
             payload["stop"] = request.stop
+        if request.prompt is not None:
+            del payload["messages"], payload["max_completion_tokens"]
+            payload["prompt"] = request.prompt
+            if request.seed is not None:
+                payload["seed"] = request.seed
+            return payload
         tools = [
             t
             for t in request.tools
@@ -292,7 +300,7 @@ class OpenAICompatBackend:
                         usage = chunk["usage"]
                     for choice in chunk.get("choices") or []:
                         delta = choice.get("delta") or {}
-                        piece = delta.get("content")
+                        piece = delta.get("content") or choice.get("text")
                         if piece:
                             output_count += 1
                             yield TextDelta(piece, read_logprobs(choice, request))
@@ -332,7 +340,7 @@ class OpenAICompatBackend:
         body = json.loads(text)
         choice = (body.get("choices") or [{}])[0]
         message = choice.get("message") or {}
-        content = message.get("content") or ""
+        content = message.get("content") or choice.get("text") or ""
         if content:
             yield TextDelta(content, read_logprobs(choice, request))
         assembler = _CallAssembler()
