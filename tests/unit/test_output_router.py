@@ -56,6 +56,7 @@ def route(
         '{"name": "get_weather", "arguments": {"city": "東京"}}',
         '[{"name": "get_weather", "arguments": {"city": "東京"}}]',
         '{{"name": "get_weather", "arguments": {"city": "東京"}}}',  # Qwen's template's braces
+        '{{"name": "get_weather", "arguments": {"city": "東京"}}',  # ... one of them left out
         '<tool_call>{{"name": "get_weather", "arguments": {"city": "東京"}}}</tool_call>',
     ],
 )

@@ -216,14 +216,16 @@ def bare_calls(text: str, names: set[str]) -> list[tuple[str, str]] | None:
 
 
 def _loads_call(text: str) -> Any:
-    """JSON, or None; one pair of doubled braces (`{{...}}`, copied from Qwen2.5's template)
-    is taken as single."""
-    for candidate in (text, text[1:-1] if text.startswith("{{") and text.endswith("}}") else ""):
-        try:
-            return json.loads(candidate) if candidate else None
-        except ValueError:
-            continue
-    return None
+    """JSON, or None. Braces doubled at either end (`{{...}}`, copied from Qwen2.5's
+    template, often with one of the closing pair left out) are taken as single."""
+    body = text.strip()
+    while body.startswith("{{"):
+        body = body[1:]
+    try:
+        value, end = json.JSONDecoder().raw_decode(body)
+    except ValueError:
+        return None
+    return value if not body[end:].strip().strip("}") else None
 
 
 def same_call(name: str, arguments: str) -> tuple[str, str]:
