@@ -247,7 +247,7 @@ def test_steering_continues_the_running_response(server: Server, key_a: str) -> 
         assert late["error"]["code"] == "response_already_completed"
 
 
-def test_agents_sdk_websocket_session_runs_a_tool_round_trip(server: Server, key_a: str) -> None:
+def test_agents_sdk_websocket_session_streams_a_tool_round_trip(server: Server, key_a: str) -> None:
     set_tracing_disabled(True)
     calls: list[str] = []
 
@@ -265,9 +265,12 @@ def test_agents_sdk_websocket_session_runs_a_tool_round_trip(server: Server, key
         model_settings=ModelSettings(tool_choice="required", max_tokens=200),
     )
 
-    async def run() -> Any:
+    async def run() -> tuple[Any, list[str]]:
         async with responses_websocket_session(api_key=key_a, base_url=server.base_url) as session:
-            return await session.run(agent, "What's the weather in Tokyo?", max_turns=5)
+            streamed = session.run_streamed(agent, "What's the weather in Tokyo?", max_turns=5)
+            kinds = [e.type async for e in streamed.stream_events()]
+            return streamed, kinds
 
-    result = asyncio.run(run())
+    result, kinds = asyncio.run(run())
     assert calls and isinstance(result.final_output, str) and result.final_output
+    assert "raw_response_event" in kinds and "run_item_stream_event" in kinds  # streamed
