@@ -174,6 +174,17 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `kotae serve` binds.")
     port: int = Field(default=8000, description="Port `kotae serve` binds.")
+    websocket_idle_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A Responses WebSocket with nothing running and nothing sent or received "
+        "for this long is closed.",
+    )
+    websocket_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="The longest a Responses WebSocket stays open (OpenAI's: 60 minutes).",
+    )
     default_model: str = Field(
         default="",
         description="Chat model the OpenAI aliases point at. Unset: the strongest packaged "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -15,7 +17,7 @@ from agents.responses_websocket_session import responses_websocket_session
 from openai import OpenAI
 
 from tests.conftest import FAST_MODEL, REAL_MODEL
-from tests.helpers import Server, assert_stream_grammar
+from tests.helpers import Server, assert_stream_grammar, new_key
 
 TERMINAL = {"response.completed", "response.incomplete", "response.failed"}
 WEATHER = {
@@ -274,3 +276,28 @@ def test_agents_sdk_websocket_session_streams_a_tool_round_trip(server: Server, 
     result, kinds = asyncio.run(run())
     assert calls and isinstance(result.final_output, str) and result.final_output
     assert "raw_response_event" in kinds and "run_item_stream_event" in kinds  # streamed
+
+
+def test_an_idle_socket_is_closed_but_never_a_running_one(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "d", KOTAE_WEBSOCKET_IDLE_SECONDS="1")
+    try:
+        with raw_socket(srv, new_key(srv.env, "idle")) as ws:
+            # Runs longer than the idle limit (1 s): the socket stays open until it ends.
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "response.create",
+                        "model": REAL_MODEL,
+                        "input": "Tell me a long story about a robot.",
+                        "max_output_tokens": 150,
+                    }
+                )
+            )
+            started = time.monotonic()
+            while json.loads(ws.recv(timeout=120))["type"] not in TERMINAL:
+                pass
+            assert time.monotonic() - started > 1
+            with pytest.raises(websockets.exceptions.ConnectionClosedOK):
+                ws.recv(timeout=10)  # then, idle for 1 s: closed
+    finally:
+        srv.stop()

@@ -36,8 +36,6 @@ log = logging.getLogger("kotae.requests")
 MAX_LANES = 16  # lanes a connection may hold at once
 MAX_QUEUED = 64  # response.create events waiting in one lane
 MAX_STEERS = 16  # steering submissions pending for one response
-IDLE_SECONDS = 600.0  # a socket with nothing running and nothing sent is closed
-LIFETIME_SECONDS = 3600.0  # as OpenAI's: a connection lasts at most an hour
 ROUTE = "/v1/responses"
 ENDINGS = ("response.completed", "response.incomplete", "response.failed")
 
@@ -70,6 +68,7 @@ class Socket:
         self.sequence = 0  # the socket's own events (errors, steering)
         self.send_lock = asyncio.Lock()
         self.last_active = time.monotonic()
+        self.working = 0  # responses running on this socket
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -91,22 +90,26 @@ class Socket:
     # -- receiving -----------------------------------------------------------------------------
 
     async def serve(self) -> None:
+        settings = self.container.settings
         opened = time.monotonic()
         try:
             while True:
-                busy = any(not t.done() for t in self.tasks.values())
-                left = LIFETIME_SECONDS - (time.monotonic() - opened)
-                wait = left if busy else min(left, IDLE_SECONDS)
+                now = time.monotonic()
+                left = settings.websocket_max_seconds - (now - opened)
+                idle = settings.websocket_idle_seconds
+                busy = self.working > 0 or any(not q.empty() for q in self.lanes.values())
+                if not busy:  # idle counts only while nothing runs
+                    left = min(left, idle - (now - self.last_active))
+                if left <= 0:
+                    await self.ws.close(1000, "connection lifetime or idle limit reached")
+                    return
                 try:
-                    message = await asyncio.wait_for(self.ws.receive(), timeout=max(wait, 0.01))
+                    # While busy, looked at again at least every idle period: the work ends
+                    # without a message arriving here.
+                    wait = min(left, idle) if busy else left
+                    message = await asyncio.wait_for(self.ws.receive(), timeout=wait)
                 except TimeoutError:
-                    if busy and time.monotonic() - opened < LIFETIME_SECONDS:
-                        continue
-                    idle = time.monotonic() - self.last_active >= IDLE_SECONDS
-                    if busy or idle or time.monotonic() - opened >= LIFETIME_SECONDS:
-                        await self.ws.close(1000, "connection lifetime or idle limit reached")
-                        return
-                    continue
+                    continue  # the limits are looked at again
                 if message["type"] == "websocket.disconnect":
                     return
                 raw = message.get("bytes") or (message.get("text") or "").encode()
@@ -190,6 +193,7 @@ class Socket:
     async def run_lane(self, lane: str | None, queue: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
             event = await queue.get()
+            self.working += 1
             try:
                 await self.create(event, lane)
             except KotaeError as exc:
@@ -199,6 +203,9 @@ class Socket:
             except Exception:
                 log.exception("a WebSocket response failed")
                 await self.send_error(KotaeError("The server had an error."), lane)
+            finally:
+                self.working -= 1
+                self.last_active = time.monotonic()
 
     # -- one response ----------------------------------------------------------------------
 
