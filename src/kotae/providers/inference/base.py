@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -102,6 +103,16 @@ class Finished:
     input_tokens: int
     output_tokens: int
     cached_tokens: int = 0
+
+    def after(self, earlier: Finished) -> Finished:
+        """This generation's end, counting the tokens of an earlier one it follows (a
+        retry, a second pass) too."""
+        return dataclasses.replace(
+            self,
+            input_tokens=self.input_tokens + earlier.input_tokens,
+            output_tokens=self.output_tokens + earlier.output_tokens,
+            cached_tokens=self.cached_tokens + earlier.cached_tokens,
+        )
 
 
 StreamChunk = TextDelta | ToolCallDelta | Finished

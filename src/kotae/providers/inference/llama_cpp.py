@@ -175,20 +175,11 @@ class WrapperFilter:
         return held
 
 
-def _after(
-    put: Callable[[object], None], input_tokens: int, output_tokens: int, cached: int
-) -> Callable[[object], None]:
+def _after(put: Callable[[object], None], first: Finished) -> Callable[[object], None]:
     """`put` for a second generation: its Finished counts the first one's tokens too."""
 
     def put_after(item: object) -> None:
-        if isinstance(item, Finished):
-            item = dataclasses.replace(
-                item,
-                input_tokens=item.input_tokens + input_tokens,
-                output_tokens=item.output_tokens + output_tokens,
-                cached_tokens=item.cached_tokens + cached,
-            )
-        put(item)
+        put(item.after(first) if isinstance(item, Finished) else item)
 
     return put_after
 
@@ -473,7 +464,8 @@ class LlamaCppBackend:
             if routed == "repeated" and reason == "stop":
                 log.info("%s: asked again for a result it has: answering", self.model_id)
                 answer = dataclasses.replace(request, tool_mode="none")
-                self._generate(answer, cancel, _after(put, len(tokens), produced, cached))
+                first = Finished(reason, len(tokens), produced, cached)
+                self._generate(answer, cancel, _after(put, first))
                 return
             if routed == "calls" and reason == "stop":
                 reason = "tool_calls"

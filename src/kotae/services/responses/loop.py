@@ -278,12 +278,7 @@ class AgentLoop:
             request = dataclasses.replace(request, max_tokens=DECISION_TOKENS * 4)
             first = finished
             call, finished = await self._decision(request)
-            finished = dataclasses.replace(
-                finished,
-                input_tokens=finished.input_tokens + first.input_tokens,
-                output_tokens=finished.output_tokens + first.output_tokens,
-                cached_tokens=finished.cached_tokens + first.cached_tokens,
-            )
+            finished = finished.after(first)
         if call is None and forced:
             # An engine that cannot call tools at all: the forced tool, with arguments valid
             # for its schema made from the user's words (never `{}` where fields are required).
