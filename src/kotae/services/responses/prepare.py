@@ -112,8 +112,7 @@ class Preparer:
         if not new_items and not history:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
         check_approvals([*history, *new_items], new_items)
-        for tool in tools.drop_unavailable(self._tool_deps):
-            why = tool.unavailable(self._tool_deps)
+        for tool, why in tools.drop_unavailable(self._tool_deps):
             log.warning("%s offered but not set up: left off the menu (%s)", tool.kind, why)
             if self._metrics is not None:
                 self._metrics.tools_unavailable.labels(tool.kind).inc()

@@ -93,23 +93,22 @@ class ToolSetup:
                 names.extend(tool.matches(pick))
         return names
 
-    def drop_unavailable(self, deps: ToolDeps) -> list[BuiltinTool]:
+    def drop_unavailable(self, deps: ToolDeps) -> list[tuple[BuiltinTool, str]]:
         """Leaves the built-ins this server cannot run (no search engine, no image model)
         off the model's menu; the response still echoes them. Only a tool_choice that then
-        leaves nothing to call (one forcing such a tool) is a 400. Returns those dropped."""
-        dropped = [t for t in self.builtins if t.unavailable(deps) is not None]
+        leaves nothing to call (one forcing such a tool) is a 400. Returns those dropped,
+        each with why."""
+        dropped = [(t, why) for t in self.builtins if (why := t.unavailable(deps)) is not None]
         if not dropped:
             return []
-        self.builtins = [t for t in self.builtins if t not in dropped]
+        self.builtins = [t for t in self.builtins if all(t is not d for d, _ in dropped)]
         allowed = self.allowed()
         nothing_left = not self.functions and not self.builtins
         if self.mode == "required" and (allowed == [] or (allowed is None and nothing_left)):
-            named = [t for t in dropped if any(t.named_by(p) for p in self.picks or [])]
-            tool = (named or dropped)[0]
-            why = tool.unavailable(deps)
-            assert why is not None
-            raise InvalidRequest(why[0], param=f"tools[{tool.index}].type", code=why[1])
-        return dropped
+            named = [d for d in dropped if any(d[0].named_by(p) for p in self.picks or [])]
+            tool, (message, code) = (named or dropped)[0]
+            raise InvalidRequest(message, param=f"tools[{tool.index}].type", code=code)
+        return [(tool, message) for tool, (message, _) in dropped]
 
     def allowed_functions(self) -> list[str] | None:
         """`allowed()` among the client's functions (chat completions has only those)."""
