@@ -32,6 +32,10 @@ def test_prompts_n_stream_and_logprobs(client: OpenAI) -> None:
     assert many.choices[0].text != many.choices[1].text  # seed + i: two samples
     single = client.completions.create(prompt="one", **ask)  # type: ignore[arg-type]
     assert single.choices[0].text == many.choices[0].text
+    # Each prompt's tokens are counted once for its n choices, and a repeated prompt twice.
+    twice = client.completions.create(prompt=["one", "one"], **ask)  # type: ignore[arg-type]
+    assert single.usage is not None and twice.usage is not None
+    assert twice.usage.prompt_tokens == 2 * single.usage.prompt_tokens
     chunks = list(
         client.completions.create(
             prompt="one",

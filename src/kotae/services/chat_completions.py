@@ -160,7 +160,7 @@ class ChatCompletionsService:
         choices = []
         usage = Finished("stop", 0, 0, 0)
         for index in range(n):  # one engine slot: the choices are sampled one after another
-            choice, finished = await self._choice(backend, _nth(chat, index), index, cancel)
+            choice, finished = await self._choice(backend, nth_choice(chat, index), index, cancel)
             choices.append(choice)
             usage = _plus(usage, finished, first=index == 0)
         self._count(model, usage)
@@ -235,7 +235,7 @@ class ChatCompletionsService:
         for choice in range(n):
             yield chunk(choice, {"role": "assistant", "content": ""})
             calls = 0
-            async for item in backend.stream(_nth(chat, choice), CancelToken()):
+            async for item in backend.stream(nth_choice(chat, choice), CancelToken()):
                 if isinstance(item, TextDelta):
                     scored = None
                     if chat.logprobs:
@@ -286,7 +286,7 @@ class ChatCompletionsService:
             media.attach(message)
 
 
-def _nth(chat: ChatRequest, index: int) -> ChatRequest:
+def nth_choice(chat: ChatRequest, index: int) -> ChatRequest:
     """The request of choice `index`: with a seed, each choice gets its own (seed + index),
     so n choices are n samples, and the same request gives the same n again."""
     if index == 0 or chat.seed is None:

@@ -25,6 +25,7 @@ from kotae.providers.inference.base import (
     admit,
 )
 from kotae.schemas.completions import CreateCompletion
+from kotae.services.chat_completions import nth_choice
 from kotae.services.models import ModelRegistry
 
 MAX_PROMPTS = 64
@@ -47,7 +48,8 @@ class CompletionsService:
 
     async def prepare(
         self, project_id: str, req: CreateCompletion
-    ) -> tuple[ChatBackend, list[ChatRequest], str, Admission]:
+    ) -> tuple[ChatBackend, list[list[ChatRequest]], str, Admission]:
+        """The engine, and for each prompt its n requests (choice i with seed + i)."""
         prompts = _prompts(req)
         if req.suffix:
             raise InvalidRequest(
@@ -60,29 +62,34 @@ class CompletionsService:
         admission = admit(backend)
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         requests = [
-            ChatRequest(
-                messages=[],
-                prompt=prompt,
-                max_tokens=max(1, req.max_tokens if req.max_tokens is not None else 16),
-                temperature=req.temperature
-                if req.temperature is not None
-                else entry.config.default_temperature,
-                top_p=req.top_p if req.top_p is not None else entry.config.default_top_p,
-                stop=stop,
-                seed=None if req.seed is None else req.seed + i,
-                stream=bool(req.stream),
-                logprobs=req.logprobs is not None,
-                top_logprobs=req.logprobs or 0,
-            )
+            [
+                nth_choice(
+                    ChatRequest(
+                        messages=[],
+                        prompt=prompt,
+                        max_tokens=max(1, req.max_tokens if req.max_tokens is not None else 16),
+                        temperature=req.temperature
+                        if req.temperature is not None
+                        else entry.config.default_temperature,
+                        top_p=req.top_p if req.top_p is not None else entry.config.default_top_p,
+                        stop=stop,
+                        seed=req.seed,
+                        stream=bool(req.stream),
+                        logprobs=req.logprobs is not None,
+                        top_logprobs=req.logprobs or 0,
+                    ),
+                    i,
+                )
+                for i in range(req.n or 1)
+            ]
             for prompt in prompts
-            for i in range(req.n or 1)
         ]
         return backend, requests, entry.config.id, admission
 
     async def create(
         self,
         backend: ChatBackend,
-        requests: list[ChatRequest],
+        requests: list[list[ChatRequest]],
         model: str,
         admission: Admission,
         echo: bool,
@@ -91,11 +98,9 @@ class CompletionsService:
         try:
             choices = []
             input_tokens = output_tokens = 0
-            seen_prompts: set[str] = set()
-            for index, request in enumerate(requests):
+            for index, (choice, request) in enumerate(_choices(requests)):
                 text, scored, finished = await self._one(backend, request, cancel)
-                if request.prompt not in seen_prompts:  # each prompt counted once
-                    seen_prompts.add(request.prompt or "")
+                if choice == 0:  # a prompt is counted once, however many its choices
                     input_tokens += finished.input_tokens
                 output_tokens += finished.output_tokens
                 head = (request.prompt or "") if echo else ""
@@ -103,7 +108,7 @@ class CompletionsService:
                     {
                         "index": index,
                         "text": head + text,
-                        "finish_reason": "length" if finished.reason == "length" else "stop",
+                        "finish_reason": _finish(finished),
                         "logprobs": _legacy(scored, len(head)) if request.logprobs else None,
                     }
                 )
@@ -139,7 +144,7 @@ class CompletionsService:
     async def stream(
         self,
         backend: ChatBackend,
-        requests: list[ChatRequest],
+        requests: list[list[ChatRequest]],
         model: str,
         admission: Admission,
         echo: bool,
@@ -158,9 +163,8 @@ class CompletionsService:
             return Chunk({**base, "choices": [choice]})
 
         input_tokens = output_tokens = 0
-        seen_prompts: set[str] = set()
         try:
-            for index, request in enumerate(requests):
+            for index, (choice, request) in enumerate(_choices(requests)):
                 offset = 0
                 if echo and request.prompt:
                     yield chunk(index, request.prompt, None)
@@ -171,11 +175,10 @@ class CompletionsService:
                         offset += len(item.text)
                         yield chunk(index, item.text, None, scored)
                     elif isinstance(item, Finished):
-                        if request.prompt not in seen_prompts:
-                            seen_prompts.add(request.prompt or "")
+                        if choice == 0:
                             input_tokens += item.input_tokens
                         output_tokens += item.output_tokens
-                        yield chunk(index, "", "length" if item.reason == "length" else "stop")
+                        yield chunk(index, "", _finish(item))
         finally:
             admission.release()
         self._count(model, input_tokens, output_tokens)
@@ -185,6 +188,15 @@ class CompletionsService:
     def _count(self, model: str, input_tokens: int, output_tokens: int) -> None:
         if self._metrics is not None:
             self._metrics.usage(model, input_tokens, output_tokens)
+
+
+def _choices(requests: list[list[ChatRequest]]) -> list[tuple[int, ChatRequest]]:
+    """Every request in order, with its choice number within its prompt."""
+    return [(i, request) for group in requests for i, request in enumerate(group)]
+
+
+def _finish(finished: Finished) -> str:
+    return "length" if finished.reason == "length" else "stop"
 
 
 def _prompts(req: CreateCompletion) -> list[str]:
