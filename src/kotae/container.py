@@ -15,6 +15,8 @@ from kotae.net.guard import FetchGuard
 from kotae.ops.metrics import Metrics
 from kotae.providers.blobs.base import BlobStore, blob_store
 from kotae.providers.embeddings.use import UseMultilingual
+from kotae.providers.sandbox.base import Sandbox
+from kotae.providers.sandbox.bubblewrap import BubblewrapSandbox
 from kotae.providers.vector_index.base import VectorIndex
 from kotae.providers.vector_index.sqlite_vec import SqliteVecIndex
 from kotae.providers.vision.perception_runner import PerceptionRunner
@@ -23,6 +25,8 @@ from kotae.providers.web_search.brave import BraveProvider
 from kotae.providers.web_search.searxng import SearxngProvider
 from kotae.services.chat_completions import ChatCompletionsService
 from kotae.services.completions import CompletionsService
+from kotae.services.containers.service import ContainersService
+from kotae.services.containers.store import ContainerStore
 from kotae.services.conversations import ConversationsService
 from kotae.services.embeddings import EmbeddingsService
 from kotae.services.files import FilesService
@@ -79,6 +83,7 @@ class Container:
     metrics: Metrics
     blobs: BlobStore
     rate_limits: RateLimitRepository
+    containers: ContainersService
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -135,6 +140,13 @@ class Container:
             max_image_pixels=settings.max_image_pixels,
             max_file_bytes=settings.max_file_bytes,
         )
+        containers = ContainersService(
+            settings,
+            ContainerStore(engine),
+            blob_store(settings, "containers"),
+            files,
+            sandbox(settings),
+        )
         container = cls(
             settings=settings,
             projects=projects,
@@ -168,6 +180,7 @@ class Container:
             metrics=metrics,
             blobs=blobs,
             rate_limits=RateLimitRepository(engine),
+            containers=containers,
         )
         container.metrics.watch(container.engines, lambda: job_counts(engine))
         return container
@@ -182,6 +195,14 @@ class Container:
         if image_runner is not None and image_runner.state != "stopped":
             engines[image_runner.name] = image_runner.status()
         return engines
+
+
+def sandbox(settings: Settings) -> Sandbox | None:
+    """Where code_interpreter code runs; None when it is turned off."""
+    if settings.code_interpreter_sandbox == "off":
+        return None
+    site = settings.code_interpreter_site
+    return BubblewrapSandbox(settings.code_interpreter_python, site if site.is_dir() else None)
 
 
 def vector_index(settings: Settings, engine: Engine, dimensions: int) -> VectorIndex:

@@ -27,6 +27,8 @@ BatchId = Annotated[str, _id("batch_id")]
 UploadId = Annotated[str, _id("upload_id")]
 FileId = Annotated[str, _id("file_id")]
 JobId = Annotated[str, _id("fine_tuning_job_id")]
+ContainerId = Annotated[str, _id("container_id")]
+ContainerFileId = Annotated[str, _id("container_file_id")]
 
 Limit = Annotated[int, Query(ge=1, le=100, description="How many objects to return (1-100).")]
 # Query arrays come as `include[]=a&include[]=b` from the SDKs, or as `include=a`.

@@ -337,3 +337,44 @@ class StoredChatCompletion(Base):
     messages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_chat_completions_project", "project_id", "pk"),)
+
+
+class CodeContainer(Base):
+    """A code interpreter's container: its settings and when it was last used (it expires
+    `expires_minutes` after that)."""
+
+    __tablename__ = "containers"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_active_at: Mapped[int] = mapped_column(BigInteger)
+    expires_minutes: Mapped[int] = mapped_column(Integer)
+    memory_limit: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))  # running | expired
+
+    __table_args__ = (Index("ix_containers_project", "project_id", "pk"),)
+
+
+class ContainerFile(Base):
+    """A file in a container's /mnt/data, kept in the blob store under `blob_key`."""
+
+    __tablename__ = "container_files"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    container_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("containers.id", ondelete="CASCADE")
+    )
+    project_id: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))  # user | assistant
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(256))
+
+    __table_args__ = (Index("ix_container_files_container", "container_id", "pk"),)
