@@ -163,6 +163,7 @@ class Container:
                 media,
                 images,
                 metrics,
+                containers,
             ),
             chat_completions=ChatCompletionsService(settings, models, media, metrics),
             files=files,

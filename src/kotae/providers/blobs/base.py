@@ -37,13 +37,13 @@ class BlobStore(Protocol):
         ...
 
 
-AREAS = ("files", "images", "fine_tuning")
+AREAS = ("files", "images", "fine_tuning", "containers")
 
 
 def blob_store(settings: Settings, area: str = "files") -> BlobStore:
     """One area of the store the settings name: `s3://bucket/prefix/AREA`, else the folder
     AREA under the data dir. Areas: uploaded files and parts, generated images (behind
-    signed URLs), fine-tuning examples and adapters."""
+    signed URLs), fine-tuning examples and adapters, code interpreter containers' files."""
     assert area in AREAS
     if settings.blob_url:
         from kotae.providers.blobs.s3 import S3BlobStore

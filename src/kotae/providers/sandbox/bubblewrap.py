@@ -51,8 +51,9 @@ class BubblewrapSandbox(Sandbox):
     def missing(self) -> str | None:
         if shutil.which("bwrap") is None:
             return INSTALL_HINT
-        if shutil.which("prlimit") is None:
-            return "The code_interpreter sandbox needs `prlimit` (util-linux): install it."
+        for tool in ("prlimit", "setpriv"):
+            if shutil.which(tool) is None:
+                return f"The code_interpreter sandbox needs `{tool}` (util-linux): install it."
         if not seccomp.supported():
             return "The code_interpreter sandbox has no seccomp filter for this architecture."
         if not Path(self.python).is_file():
@@ -63,7 +64,13 @@ class BubblewrapSandbox(Sandbox):
         bwrap = shutil.which("bwrap") or "bwrap"
         prlimit = shutil.which("prlimit") or "prlimit"
         tasks = limits.processes if os.geteuid() == 0 else _tasks_of(uid) + limits.processes
-        cmd = [
+        cmd: list[str] = []
+        if os.geteuid() == 0:
+            # As root, the sandbox runs as the container's own user id (bwrap then makes its
+            # namespaces unprivileged; uvloop's subprocesses cannot switch users themselves).
+            setpriv = shutil.which("setpriv") or "setpriv"
+            cmd += [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+        cmd += [
             prlimit,
             f"--as={limits.memory_bytes}",
             f"--nproc={tasks}",
@@ -154,9 +161,6 @@ class BubblewrapSandbox(Sandbox):
             _chown_tree(root, uid)
         root.chmod(0o700)
         fd = seccomp.program_fd()
-        # As root, the sandbox runs as the container's own user id (bwrap then makes its
-        # namespaces unprivileged).
-        user = uid if os.geteuid() == 0 else None
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.command(root, limits, fd, uid),
@@ -167,9 +171,6 @@ class BubblewrapSandbox(Sandbox):
                 pass_fds=(fd,),
                 start_new_session=True,
                 limit=REPLY_BYTES,
-                user=user,
-                group=user,
-                extra_groups=[] if user is not None else None,
             )
         except OSError as exc:
             raise SandboxError(f"The sandbox did not start: {exc}") from exc

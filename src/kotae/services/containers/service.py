@@ -186,6 +186,16 @@ class ContainersService:
             row["status"] = "expired"
         return row
 
+    async def find(self, project_id: str, container_id: str) -> dict[str, Any] | None:
+        try:
+            return await self.row(project_id, container_id)
+        except NotFound:
+            return None
+
+    def has_file(self, project_id: str, file_id: str) -> bool:
+        """Whether the project has this file of /v1/files (one a container may copy)."""
+        return self._files.find_row(project_id, file_id) is not None
+
     async def active(self, project_id: str, container_id: str, param: str = "") -> dict[str, Any]:
         """The container, refused (400) when it has expired."""
         row = await self.row(project_id, container_id)

@@ -130,6 +130,7 @@ PAST_CALLS = {
     "mcp_list_tools": "mcpl",
     "mcp_call": "mcp",
     "mcp_approval_request": "mcpr",
+    "code_interpreter_call": "ci",
 }
 
 _INPUT_TYPES: dict[str, type[Any]] = {
@@ -336,6 +337,16 @@ def to_chat_messages(
                     "assistant",
                     f"(asked the user to approve calling {item.get('name')} on "
                     f"{item.get('server_label')})",
+                )
+            )
+        elif kind == "code_interpreter_call":
+            logs = "".join(
+                str(o.get("logs") or "") for o in item.get("outputs") or [] if "logs" in o
+            )
+            said = f" Its output:\n{logs[:2000]}" if logs else ""
+            messages.append(
+                ChatMessage(
+                    "assistant", f"(ran this Python code:\n{item.get('code') or ''}\n){said}"
                 )
             )
         elif kind == "web_search_call":

@@ -23,6 +23,7 @@ from kotae.ops.metrics import Metrics
 from kotae.providers.inference.base import CancelToken
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.schemas.responses import CompactResponse, CreateResponse
+from kotae.services.containers.service import ContainersService
 from kotae.services.conversations import ConversationsService
 from kotae.services.images import ImagesService
 from kotae.services.models import ModelRegistry
@@ -53,10 +54,11 @@ class ResponsesService:
         media: MediaResolver | None = None,
         images: ImagesService | None = None,
         metrics: Metrics | None = None,
+        containers: ContainersService | None = None,
     ) -> None:
         # This process, as the owner of the responses it runs (leases in the store).
         self.owner = secrets.token_hex(8)
-        tool_deps = ToolDeps(settings, vector_stores, web_provider, fetcher, images)
+        tool_deps = ToolDeps(settings, vector_stores, web_provider, fetcher, images, containers)
         self._preparer = Preparer(
             settings, registry, repo, tool_deps, conversations, media, metrics
         )

@@ -6,6 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from openai.types.responses import (
+    ResponseCodeInterpreterCallCodeDeltaEvent,
+    ResponseCodeInterpreterCallCodeDoneEvent,
+    ResponseCodeInterpreterCallCompletedEvent,
+    ResponseCodeInterpreterCallInProgressEvent,
+    ResponseCodeInterpreterCallInterpretingEvent,
+    ResponseCodeInterpreterToolCall,
     ResponseCustomToolCall,
     ResponseCustomToolCallInputDeltaEvent,
     ResponseCustomToolCallInputDoneEvent,
@@ -57,6 +63,11 @@ _EVENTS: dict[str, Any] = {
     "response.mcp_call.in_progress": ResponseMcpCallInProgressEvent,
     "response.mcp_call.completed": ResponseMcpCallCompletedEvent,
     "response.mcp_call.failed": ResponseMcpCallFailedEvent,
+    "response.code_interpreter_call.in_progress": ResponseCodeInterpreterCallInProgressEvent,
+    "response.code_interpreter_call.interpreting": ResponseCodeInterpreterCallInterpretingEvent,
+    "response.code_interpreter_call.completed": ResponseCodeInterpreterCallCompletedEvent,
+    "response.code_interpreter_call_code.delta": ResponseCodeInterpreterCallCodeDeltaEvent,
+    "response.code_interpreter_call_code.done": ResponseCodeInterpreterCallCodeDoneEvent,
 }
 
 
@@ -254,6 +265,38 @@ class ToolItemEvents(EmitterBase):
         output_index = len(self.response.output) - 1
         self.response.output[output_index] = item
         return [self._item_event(completed, item), self._item_done(item, output_index)]
+
+    def start_code_interpreter(self, container_id: str, code: str) -> list[ResponseStreamEvent]:
+        """A code_interpreter_call added, its code (one delta: the model wrote it whole),
+        then `interpreting` while it runs."""
+        item = ResponseCodeInterpreterToolCall(
+            id=ids.new_id("ci"),
+            type="code_interpreter_call",
+            status="in_progress",
+            container_id=container_id,
+            code="",
+            outputs=None,
+        )
+        events = self.start_item(item, "response.code_interpreter_call.in_progress")
+        item.code = code
+        if code:
+            events.append(
+                self._item_event("response.code_interpreter_call_code.delta", item, delta=code)
+            )
+        events.append(self._item_event("response.code_interpreter_call_code.done", item, code=code))
+        item.status = "interpreting"
+        events.append(self._item_event("response.code_interpreter_call.interpreting", item))
+        return events
+
+    def finish_code_interpreter(
+        self, outputs: list[dict[str, Any]] | None, status: str
+    ) -> list[ResponseStreamEvent]:
+        item = self.response.output[-1]
+        assert isinstance(item, ResponseCodeInterpreterToolCall)
+        done = ResponseCodeInterpreterToolCall.model_validate(
+            {**item.model_dump(), "status": status, "outputs": outputs}
+        )
+        return self.finish_item(done, "response.code_interpreter_call.completed")
 
     def start_mcp_call(self, item: Any, arguments: str) -> list[ResponseStreamEvent]:
         """An mcp_call added, its arguments (one delta), then `in_progress` while it runs."""

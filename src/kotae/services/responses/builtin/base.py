@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from kotae.config import Settings
     from kotae.net.fetch import Fetcher
     from kotae.providers.web_search.base import WebSearchProvider
+    from kotae.services.containers.service import ContainersService
     from kotae.services.images import ImagesService
     from kotae.services.vector_stores.service import VectorStoresService
 
@@ -28,6 +29,7 @@ class ToolDeps:
     web: WebSearchProvider | None = None
     fetcher: Fetcher | None = None
     images: ImagesService | None = None
+    containers: ContainersService | None = None
 
 
 @dataclass
