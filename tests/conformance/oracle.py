@@ -23,7 +23,7 @@ SPEC_URI = "urn:openai-openapi"
 # realtime...).
 SERVED = re.compile(
     r"^/(responses|chat/completions|completions$|embeddings|files|uploads|vector_stores|"
-    r"conversations|"
+    r"conversations|containers|"
     r"fine_tuning/jobs|images|models)"
 )
 NOT_SERVED = re.compile(r"\?beta=true$")

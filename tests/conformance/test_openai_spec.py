@@ -220,6 +220,34 @@ def tour_conversations(c: OpenAI) -> None:
     c.conversations.delete(conv.id)
 
 
+def tour_containers(c: OpenAI) -> None:
+    f = c.files.create(file=("nums.csv", b"n\n1\n2\n"), purpose="user_data")
+    box = c.containers.create(
+        name="tour", file_ids=[f.id], expires_after={"anchor": "last_active_at", "minutes": 5}
+    )
+    c.containers.list(limit=5)
+    c.containers.retrieve(box.id)
+    added = c.containers.files.create(box.id, file=("a.txt", b"hello"))
+    c.containers.files.list(box.id)
+    c.containers.files.retrieve(added.id, container_id=box.id)
+    c.containers.files.content.retrieve(added.id, container_id=box.id).read()
+    for stream in (False, True):
+        answer = c.responses.create(
+            model=FAST_MODEL,
+            input="Run some code.",
+            tools=[{"type": "code_interpreter", "container": box.id}],
+            tool_choice={"type": "code_interpreter"},
+            include=["code_interpreter_call.outputs"],
+            max_output_tokens=16,
+            stream=stream,
+        )
+        if stream:
+            list(answer)  # type: ignore[call-overload]
+    c.containers.files.delete(added.id, container_id=box.id)
+    c.containers.delete(box.id)
+    c.files.delete(f.id)
+
+
 def tour_fine_tuning(c: OpenAI) -> None:
     rows = [
         {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
@@ -272,6 +300,7 @@ def test_every_served_operation_matches_openais_spec(
     tour_chat_and_embeddings(sdk)
     tour_files_and_stores(sdk)
     tour_conversations(sdk)
+    tour_containers(sdk)
     tour_fine_tuning(sdk)
     tour_images_and_models(sdk)
     tour_errors(sdk, spec_server.base_url)
