@@ -133,3 +133,25 @@ def test_pydantic_ai_websocket_transport_runs_a_tool_round_trip(
 
 def test_assembled_file_verifies() -> None:
     packaged_models.verify(DEFAULT, Settings().packaged_models_dir / DEFAULT.filename)
+
+
+def test_the_default_writes_and_runs_code(default_server: Server, key: str) -> None:
+    """The code interpreter on the embedded default (the constrained strategy: the model
+    writes the code, the sandbox runs it, the model reads the output)."""
+    from kotae.container import sandbox
+
+    if (box := sandbox(Settings())) is None or box.missing() is not None:
+        pytest.skip("no code interpreter sandbox here")
+    client = OpenAI(base_url=default_server.base_url, api_key=key, max_retries=0, timeout=300)
+    r = client.responses.create(
+        model="gpt-4o",
+        input="Use Python to compute 2 to the power of 100.",
+        tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],
+        include=["code_interpreter_call.outputs"],
+        temperature=0,
+    )
+    call = next(o for o in r.output if o.type == "code_interpreter_call")
+    assert call.status == "completed", call
+    logs = "".join(o.logs for o in call.outputs or [] if o.type == "logs")
+    assert "1267650600228229401496703205376" in logs, (call.code, logs)
+    assert "1267650600228229401496703205376" in r.output_text, r.output_text
