@@ -70,6 +70,7 @@ def create_app(
             queues = [
                 asyncio.create_task(built.responses.serve_queue()),
                 asyncio.create_task(built.images.serve_queue()),
+                asyncio.create_task(built.containers.serve_queue()),
             ]
         purge = asyncio.create_task(_purge_forever(built))
         reaper = asyncio.create_task(_expire_containers_forever(built))
@@ -143,6 +144,7 @@ async def _purge_forever(container: Container) -> None:
             removed = await anyio.to_thread.run_sync(container.responses_repo.purge_expired)
             removed += await anyio.to_thread.run_sync(container.files.purge_expired)
             removed += await anyio.to_thread.run_sync(container.images.purge_expired)
+            removed += await anyio.to_thread.run_sync(container.containers.purge_runs)
             removed += len(await anyio.to_thread.run_sync(container.reconciler.repair))
             minute = int(time.time() // 60)
             await anyio.to_thread.run_sync(container.rate_limits.purge, minute - 1)

@@ -25,6 +25,7 @@ from kotae.providers.web_search.brave import BraveProvider
 from kotae.providers.web_search.searxng import SearxngProvider
 from kotae.services.chat_completions import ChatCompletionsService
 from kotae.services.completions import CompletionsService
+from kotae.services.containers.runs import RunQueue
 from kotae.services.containers.service import ContainersService
 from kotae.services.containers.store import ContainerStore
 from kotae.services.conversations import ConversationsService
@@ -146,6 +147,7 @@ class Container:
             blob_store(settings, "containers"),
             files,
             sandbox(settings),
+            RunQueue(engine),
         )
         container = cls(
             settings=settings,

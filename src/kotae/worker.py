@@ -30,10 +30,12 @@ async def run(settings: Settings) -> None:
         asyncio.create_task(container.responses.keep_leases()),
         asyncio.create_task(container.responses.serve_queue()),
         asyncio.create_task(container.images.serve_queue()),
+        asyncio.create_task(container.containers.serve_queue()),
     ]
     log.info("worker %s: taking the background work", container.vector_stores.owner)
     print(
-        "kotae: worker started (ingestion, fine-tuning, background responses, images)",
+        "kotae: worker started (ingestion, fine-tuning, background responses, images, "
+        "code interpreter)",
         flush=True,
     )
     try:
@@ -47,3 +49,4 @@ async def run(settings: Settings) -> None:
         await container.models.close()
         await container.images.close()
         await container.perception.close()
+        await container.containers.close()

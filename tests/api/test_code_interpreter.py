@@ -16,7 +16,7 @@ from openai import OpenAI
 from kotae.config import Settings
 from kotae.container import sandbox
 from tests.conftest import FAST_MODEL, REAL_MODEL
-from tests.helpers import Server, assert_stream_grammar, new_key, state_engine
+from tests.helpers import SCALE_OUT, Server, assert_stream_grammar, new_key, state_engine
 from tests.standins import ScriptedChatEngine
 
 MODEL = "scripted"
@@ -56,7 +56,7 @@ def python(source: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_code_runs_and_its_output_comes_back(code: Any) -> None:
-    client, _, engine, _ = code
+    client, _, engine, srv = code
     engine.steps = [python("import math\nprint(math.factorial(20))")]
     r = client.responses.create(
         model=MODEL, input="What is 20 factorial?", tools=[AUTO], include=OUTPUTS
@@ -76,6 +76,18 @@ def test_code_runs_and_its_output_comes_back(code: Any) -> None:
     assert plain.output[0].outputs is None and "42" in plain.output_text
     stored = client.responses.retrieve(r.id)
     assert stored.output[0].type == "code_interpreter_call"
+    # On the scale-out stack the API replica (`serve --no-worker`) ran nothing itself: the
+    # code went through the queue to the worker hosting the container.
+    with state_engine(srv.env).connect() as conn:
+        runs = conn.execute(
+            sqlalchemy.text("SELECT status FROM container_runs WHERE container_id = :c"),
+            {"c": call.container_id},
+        ).all()
+        host = conn.execute(
+            sqlalchemy.text("SELECT host FROM containers WHERE id = :c"), {"c": call.container_id}
+        ).scalar()
+    assert [r.status for r in runs] == (["done"] if SCALE_OUT else [])
+    assert (host is not None) == SCALE_OUT
 
 
 def test_streamed_events_follow_the_spec(code: Any) -> None:

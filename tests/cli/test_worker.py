@@ -180,3 +180,59 @@ def test_background_responses_wait_in_the_queue_for_a_worker(tmp_path: Path) -> 
             worker.terminate()
             assert worker.wait(timeout=30) == 0
         srv.stop()
+
+
+def test_a_container_moves_to_another_worker_when_its_host_dies(tmp_path: Path) -> None:
+    """Code from an API replica runs on the worker hosting the container; that worker killed
+    (-9) mid-call fails only that call (code is never run twice), and the next call runs on
+    another worker with the container's files (its variables are gone)."""
+    import json
+
+    from kotae.config import Settings
+    from kotae.container import sandbox
+    from tests.standins import ScriptedChatEngine
+
+    box = sandbox(Settings())
+    if box is None or box.missing() is not None:
+        pytest.skip("no code interpreter sandbox here")
+    engine = ScriptedChatEngine([])
+    models = json.dumps([{"id": "scripted", "backend": "openai_compat", "base_url": engine.url}])
+    data = tmp_path / "data"
+    srv = Server(
+        data, args=["--no-worker"], worker=False, KOTAE_LEASE_SECONDS="2", KOTAE_MODELS=models
+    )
+    first = start_worker(data, tmp_path / "w1.log", KOTAE_MODELS=models)
+    second = None
+    try:
+        c = OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0)
+        tool: Any = {"type": "code_interpreter", "container": {"type": "auto"}}
+        include: Any = ["code_interpreter_call.outputs"]
+
+        def ask(code: str, **more: Any) -> Any:
+            engine.steps = [[("python", {"code": code})]]
+            return c.responses.create(
+                model="scripted", input="run", tools=[tool], include=include, **more
+            )
+
+        r1 = ask("x = 1\nopen('/mnt/data/kept.txt', 'w').write('k')")
+        container = r1.output[0].container_id
+        tool = {"type": "code_interpreter", "container": container}
+        answers: list[Any] = []
+        slow = threading.Thread(target=lambda: answers.append(ask("import time\ntime.sleep(60)")))
+        slow.start()
+        time.sleep(3)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        second = start_worker(data, tmp_path / "w2.log", KOTAE_MODELS=models)
+        slow.join(timeout=60)
+        stopped = answers[0].output[0]
+        assert stopped.status == "failed" and "worker running it stopped" in stopped.outputs[0].logs
+        after = ask("print(open('/mnt/data/kept.txt').read(), 'x' in globals())").output[0]
+        assert after.status == "completed" and after.outputs[0].logs == "k False\n"
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        srv.stop()
+        engine.close()

@@ -356,8 +356,30 @@ class CodeContainer(Base):
     expires_minutes: Mapped[int] = mapped_column(Integer)
     memory_limit: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))  # running | expired
+    # The worker whose process holds the container's live Python, and until when (its lease).
+    host: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    host_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (Index("ix_containers_project", "project_id", "pk"),)
+
+
+class ContainerRun(Base):
+    """Code an API replica (`serve --no-worker`) hands to the worker hosting its container;
+    `outcome` is what it printed and the files it left."""
+
+    __tablename__ = "container_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    container_id: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(String(64))
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # queued, running, done, cancelled
+    code: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (Index("ix_container_runs_status", "status", "created_ns"),)
 
 
 class ContainerFile(Base):

@@ -4,9 +4,11 @@ the live sandboxed process of each, started on first use and fed the container's
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import stat
 import time
@@ -20,6 +22,7 @@ from kotae.errors import InvalidRequest, NotFound
 from kotae.ids import new_id
 from kotae.providers.blobs.base import BlobStore
 from kotae.providers.sandbox.base import Execution, Limits, Sandbox, SandboxError, Session
+from kotae.services.containers.runs import RunQueue
 from kotae.services.containers.store import ContainerStore
 from kotae.services.files import FilesService
 
@@ -29,6 +32,8 @@ MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 MOUNT = PurePosixPath("/mnt/data")
 MAX_FILES = 1000  # container files one call may leave behind
 NOT_CONFIGURED = "code_interpreter_not_configured"
+RUN_POLL_SECONDS = 0.1  # how often a replica reads its queued run, and an idle worker the queue
+RUNS_AT_ONCE = 4  # containers one worker runs code in at the same time
 
 
 @dataclass
@@ -72,8 +77,11 @@ class ContainersService:
         blobs: BlobStore,
         files: FilesService,
         sandbox: Sandbox | None,
+        runs: RunQueue | None = None,
     ) -> None:
         self._settings = settings
+        self._runs = runs
+        self.owner = secrets.token_hex(8)  # this process, as the host of live containers
         self._store = store
         self._blobs = blobs
         self._files = files
@@ -252,8 +260,14 @@ class ContainersService:
         session = self._sessions.pop(container_id, None)
         if session is not None:
             await session.close()
+            if self._runs is not None:
+                await asyncio.to_thread(self._runs.release, container_id, self.owner)
         self._seen.pop(container_id, None)
         await asyncio.to_thread(shutil.rmtree, self._settings.containers_dir / container_id, True)
+
+    def purge_runs(self) -> int:
+        """Ended code runs, long after their replica read them."""
+        return self._runs.purge(3600) if self._runs is not None else 0
 
     async def close(self) -> None:
         for container_id in list(self._sessions):
@@ -338,14 +352,104 @@ class ContainersService:
     # -- running code ----------------------------------------------------------------------
 
     async def run(self, project_id: str, container_id: str, code: str) -> Ran:
+        """Runs `code` in the container's process, here, or (on an API replica, `serve
+        --no-worker`) on the worker that hosts the container."""
+        self.require()
+        await self.active(project_id, container_id)
+        if self._settings.run_worker or self._runs is None:
+            return await self._run_here(project_id, container_id, code)
+        return await self._run_on_worker(self._runs, project_id, container_id, code)
+
+    async def _run_on_worker(
+        self, runs: RunQueue, project_id: str, container_id: str, code: str
+    ) -> Ran:
+        run_id = new_id("crun")
+        await asyncio.to_thread(runs.add, run_id, container_id, project_id, code)
+        queued_until = time.monotonic() + self._settings.code_interpreter_call_seconds
+        while True:
+            status, outcome = await asyncio.to_thread(runs.outcome, run_id)
+            if status == "done" and outcome is not None:
+                return _ran_from(outcome)
+            if status == "queued" and time.monotonic() > queued_until:
+                await asyncio.to_thread(runs.cancel, run_id)
+                return Ran(
+                    Execution(
+                        "No worker took the code in time: is `kotae worker` running?",
+                        error="NoWorker",
+                        ended=True,
+                    ),
+                    [],
+                )
+            await asyncio.sleep(RUN_POLL_SECONDS)
+
+    async def serve_queue(self) -> None:
+        """Forever (in a worker, or plain `kotae serve`): run the code API replicas queued
+        for the containers this process hosts (or that nobody hosts), several containers
+        at once, and keep the leases on them."""
+        assert self._runs is not None
+        runs = self._runs
+        lease = self._settings.lease_seconds
+        slots = asyncio.Semaphore(RUNS_AT_ONCE)
+        keeper = asyncio.create_task(self._keep_hosts(runs, lease))
+        busy: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                taken = None
+                await slots.acquire()
+                try:
+                    if self.unavailable() is None:
+                        taken = await asyncio.to_thread(runs.claim, self.owner, lease)
+                except Exception:
+                    log.exception("taking a queued code run failed")
+                if taken is None:
+                    slots.release()
+                    await asyncio.sleep(RUN_POLL_SECONDS * 2)
+                    continue
+                task = asyncio.create_task(self._take(runs, *taken))
+                busy.add(task)
+                task.add_done_callback(busy.discard)
+                task.add_done_callback(lambda _: slots.release())
+        finally:
+            keeper.cancel()
+            for task in busy:
+                task.cancel()
+
+    async def _keep_hosts(self, runs: RunQueue, lease: int) -> None:
+        while True:
+            await asyncio.sleep(max(0.2, lease / 3))
+            try:
+                await asyncio.to_thread(runs.renew, self.owner, list(self._sessions), lease)
+            except Exception:
+                log.exception("renewing container leases failed")
+
+    async def _take(
+        self, runs: RunQueue, run_id: str, container_id: str, project_id: str, code: str
+    ) -> None:
+        try:
+            ran = await self._run_here(project_id, container_id, code)
+        except Exception as exc:
+            log.exception("code run %s failed", run_id)
+            ran = Ran(Execution(f"The run failed on its worker: {exc}", error="SandboxError"), [])
+        outcome = {
+            "execution": {
+                "logs": ran.execution.logs,
+                "error": ran.execution.error,
+                "images": [base64.b64encode(i).decode() for i in ran.execution.images or []],
+                "ended": ran.execution.ended,
+            },
+            "files": ran.files,
+        }
+        await asyncio.to_thread(runs.finish, run_id, self.owner, outcome)
+
+    async def _run_here(self, project_id: str, container_id: str, code: str) -> Ran:
         """Runs `code` in the container's process (started, with its files, if it is not
         live), then keeps what the code wrote under /mnt/data as container files."""
         sandbox = self.require()
         row = await self.active(project_id, container_id)
         async with self._lock(container_id):
+            await self._sync_down(container_id)
             session = self._sessions.get(container_id)
             if session is None or not session.alive:
-                await self._materialize(container_id)
                 try:
                     session = await sandbox.start(
                         self._root(container_id), container_id, self._limits(row)
@@ -380,15 +484,28 @@ class ContainersService:
             return None
         return self._root(container_id) / "data" / relative
 
-    async def _materialize(self, container_id: str) -> None:
-        """The container's files on this machine's disk, from the blob store."""
+    async def _sync_down(self, container_id: str) -> None:
+        """The container's files on this machine's disk as the blob store has them: files
+        added (or removed) through the API, on any replica, since the last call here."""
         base = self._settings.containers_dir
         base.mkdir(parents=True, exist_ok=True, mode=0o711)
         base.chmod(0o711)  # its users traverse it; none lists it
         rows = await asyncio.to_thread(self._store.files, container_id)
-        self._seen[container_id] = {}
+        seen = self._seen.setdefault(container_id, {})
         for row in rows:
-            await self._write_local(container_id, row)
+            local = self._local(container_id, row["path"])
+            state = seen.get(row["path"])
+            if local is not None and (
+                state is None or state[0] != row["bytes"] or not local.exists()
+            ):
+                await self._write_local(container_id, row)
+        kept = {r["path"] for r in rows}
+        for path in [p for p in seen if p not in kept]:
+            seen.pop(path)
+            local = self._local(container_id, path)
+            if local is not None:
+                with contextlib.suppress(OSError):
+                    local.unlink()
 
     async def _write_local(self, container_id: str, row: dict[str, Any]) -> None:
         local = self._local(container_id, row["path"])
@@ -471,6 +588,18 @@ class _Chunks:
             size = len(self._buffer)
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
+
+
+def _ran_from(outcome: dict[str, Any]) -> Ran:
+    """A worker's outcome, as the replica that waited reads it."""
+    done = outcome["execution"]
+    execution = Execution(
+        logs=str(done["logs"]),
+        error=done.get("error"),
+        images=[base64.b64decode(i) for i in done.get("images") or []],
+        ended=bool(done.get("ended")),
+    )
+    return Ran(execution, list(outcome.get("files") or []))
 
 
 def _expired(row: dict[str, Any], now: int) -> bool:
