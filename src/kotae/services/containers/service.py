@@ -97,6 +97,8 @@ class ContainersService:
         """Why this server cannot run code (what to install), or None."""
         if self.sandbox is None:
             return "The code_interpreter tool is turned off on this server."
+        if not self._settings.run_worker and self._runs is not None:
+            return None  # an API replica: the workers run the code, in their sandboxes
         return self.sandbox.missing()
 
     def require(self) -> Sandbox:
@@ -397,7 +399,7 @@ class ContainersService:
                 taken = None
                 await slots.acquire()
                 try:
-                    if self.unavailable() is None:
+                    if self.sandbox is not None and self.sandbox.missing() is None:
                         taken = await asyncio.to_thread(runs.claim, self.owner, lease)
                 except Exception:
                     log.exception("taking a queued code run failed")
