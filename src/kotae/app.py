@@ -17,6 +17,7 @@ from kotae.api.bounded import CHECKER
 from kotae.api.limits import BodyLimit
 from kotae.api.observe import Observe
 from kotae.api.routes import (
+    batches,
     chat_completions,
     completions,
     containers,
@@ -32,6 +33,7 @@ from kotae.api.routes import (
     responses_socket,
     uploads,
     vector_stores,
+    webhooks,
 )
 from kotae.config import Settings
 from kotae.console import install as install_console
@@ -71,6 +73,8 @@ def create_app(
                 asyncio.create_task(built.responses.serve_queue()),
                 asyncio.create_task(built.images.serve_queue()),
                 asyncio.create_task(built.containers.serve_queue()),
+                asyncio.create_task(built.batches.serve_queue()),
+                asyncio.create_task(built.webhooks.serve_deliveries()),
             ]
         purge = asyncio.create_task(_purge_forever(built))
         reaper = asyncio.create_task(_expire_containers_forever(built))
@@ -111,6 +115,7 @@ def create_app(
         responses.router,
         responses_socket.router,
         chat_completions.router,
+        batches.router,
         completions.router,
         containers.router,
         files.router,
@@ -123,6 +128,7 @@ def create_app(
         models.router,
         organization.router,
         health.router,
+        webhooks.router,
     ):
         app.include_router(router)
     return app

@@ -321,6 +321,12 @@ class Settings(BaseSettings):
         default="https://api.search.brave.com/res/v1/web/search",
         description="Brave Search endpoint (a proxy or mirror).",
     )
+    webhook_allow_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts/CIDRs on private or loopback addresses that webhook "
+        "deliveries may reach (every delivery passes the SSRF guard; internal receivers must "
+        "be listed here).",
+    )
     fetch_allow_hosts: str = Field(
         default="",
         description="Comma-separated hosts or CIDRs the server may fetch from even though they "

@@ -23,6 +23,9 @@ from kotae.providers.vision.perception_runner import PerceptionRunner
 from kotae.providers.web_search.base import WebSearchProvider
 from kotae.providers.web_search.brave import BraveProvider
 from kotae.providers.web_search.searxng import SearxngProvider
+from kotae.services.batches.lines import LineRunner
+from kotae.services.batches.service import BatchesService
+from kotae.services.batches.store import BatchStore
 from kotae.services.chat_completions import ChatCompletionsService
 from kotae.services.completions import CompletionsService
 from kotae.services.containers.runs import RunQueue
@@ -40,6 +43,8 @@ from kotae.services.responses.service import ResponsesService
 from kotae.services.stored_chat_completions import StoredChatCompletions
 from kotae.services.uploads import UploadsService
 from kotae.services.vector_stores.service import VectorStoresService
+from kotae.services.webhooks.service import WebhooksService
+from kotae.services.webhooks.store import WebhookStore
 from kotae.storage.engine import make_engine, migrate, session_factory
 from kotae.storage.repositories.files import FileRepository
 from kotae.storage.repositories.fine_tuning import FineTuningRepository
@@ -85,6 +90,8 @@ class Container:
     blobs: BlobStore
     rate_limits: RateLimitRepository
     containers: ContainersService
+    batches: BatchesService
+    webhooks: WebhooksService
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -114,9 +121,17 @@ class Container:
             max_bytes=settings.fetch_max_bytes,
         )
         conversations = ConversationsService(engine)
+        webhooks = WebhooksService(
+            WebhookStore(engine),
+            FetchGuard(settings.webhook_allow_hosts.split(",")),
+            settings.lease_seconds,
+        )
+        fine_tuning_jobs = FineTuningRepository(engine)
+        fine_tuning_jobs.on_end = webhooks.emit
+        responses_repo.on_end = webhooks.emit
         fine_tuning = FineTuningService(
             settings,
-            FineTuningRepository(engine),
+            fine_tuning_jobs,
             files,
             models,
             projects,
@@ -149,6 +164,10 @@ class Container:
             sandbox(settings),
             RunQueue(engine),
         )
+        embeddings = EmbeddingsService(embedder)
+        batches = BatchesService(
+            settings, BatchStore(engine), files, models, embeddings.serves, webhooks
+        )
         container = cls(
             settings=settings,
             projects=projects,
@@ -170,7 +189,7 @@ class Container:
             chat_completions=ChatCompletionsService(settings, models, media, metrics),
             files=files,
             vector_stores=vector_stores,
-            embeddings=EmbeddingsService(embedder),
+            embeddings=embeddings,
             uploads=uploads,
             conversations=conversations,
             stored_chat_completions=StoredChatCompletions(engine),
@@ -184,6 +203,15 @@ class Container:
             blobs=blobs,
             rate_limits=RateLimitRepository(engine),
             containers=containers,
+            batches=batches,
+            webhooks=webhooks,
+        )
+        batches.runner = LineRunner(
+            container.responses,
+            container.chat_completions,
+            container.stored_chat_completions,
+            container.completions,
+            container.embeddings,
         )
         container.metrics.watch(container.engines, lambda: job_counts(engine))
         return container

@@ -31,11 +31,13 @@ async def run(settings: Settings) -> None:
         asyncio.create_task(container.responses.serve_queue()),
         asyncio.create_task(container.images.serve_queue()),
         asyncio.create_task(container.containers.serve_queue()),
+        asyncio.create_task(container.batches.serve_queue()),
+        asyncio.create_task(container.webhooks.serve_deliveries()),
     ]
     log.info("worker %s: taking the background work", container.vector_stores.owner)
     print(
         "kotae: worker started (ingestion, fine-tuning, background responses, images, "
-        "code interpreter)",
+        "code interpreter, batches, webhooks)",
         flush=True,
     )
     try:

@@ -28,6 +28,8 @@ UploadId = Annotated[str, _id("upload_id")]
 FileId = Annotated[str, _id("file_id")]
 JobId = Annotated[str, _id("fine_tuning_job_id")]
 ContainerId = Annotated[str, _id("container_id")]
+OpenAIBatchId = Annotated[str, _id("openai_batch_id")]
+WebhookEndpointId = Annotated[str, _id("webhook_endpoint_id")]
 ContainerFileId = Annotated[str, _id("container_file_id")]
 
 Limit = Annotated[int, Query(ge=1, le=100, description="How many objects to return (1-100).")]

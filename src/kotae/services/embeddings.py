@@ -56,6 +56,10 @@ class EmbeddingsService:
     def names(self) -> list[str]:
         return [self.embedder.model_id, *ALIASES]
 
+    def serves(self, name: str) -> bool:
+        """Whether `model` names this embedding model (its id or an OpenAI alias)."""
+        return name == self.embedder.model_id or any(fnmatch.fnmatchcase(name, a) for a in ALIASES)
+
     @staticmethod
     def _token_counts(texts: list[str], listed: bool) -> list[int]:
         """Each input's tokens, with the limits checked before the encoder sees anything."""

@@ -241,6 +241,18 @@ class ModelRegistry:
             if runner is not None:
                 runner.start_soon()
 
+    def busy(self) -> int:
+        """Requests the engines of this process hold now, queued or running (what batch lines
+        wait out: online traffic comes first)."""
+        held = 0
+        for backend in [*self._backends.values(), *self._fine_tuned_backends.values()]:
+            pool = getattr(backend, "pool", None)
+            if pool is not None:
+                held += sum(int(s["in_flight"]) for s in pool.status())
+            else:
+                held += int(getattr(backend, "pending", 0))
+        return held
+
     def engines(self) -> dict[str, dict[str, Any]]:
         """The state of each started engine runner, by model id."""
         out: dict[str, dict[str, Any]] = {}

@@ -337,6 +337,11 @@ class LlamaCppBackend:
             stops.append("<|im_end|>")
         return tokens, stops
 
+    @property
+    def pending(self) -> int:
+        """Requests queued or running on this engine."""
+        return self._pending
+
     def check_capacity(self) -> None:
         if self._pending >= self._max_queued:
             raise queue_full(f"Model '{self.model_id}'", self._pending, self._max_queued)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, select, update
@@ -13,10 +14,14 @@ from kotae.storage.orm import FineTuningCheckpoint, FineTuningEvent, FineTuningJ
 JOBS = cast(Table, FineTuningJob.__table__)
 EVENTS = cast(Table, FineTuningEvent.__table__)
 CHECKPOINTS = cast(Table, FineTuningCheckpoint.__table__)
+ENDED = ("succeeded", "failed", "cancelled")
+log = logging.getLogger(__name__)
 
 
 class FineTuningRepository:
     def __init__(self, engine: Engine) -> None:
+        # Told (project id, event type, job id) when a job ends: the webhooks' events.
+        self.on_end: Callable[[str, str, str], object] | None = None
         self._engine = engine
 
     def insert(self, row: dict[str, Any], first_event: dict[str, Any]) -> None:
@@ -88,6 +93,12 @@ class FineTuningRepository:
                 conn.execute(
                     EVENTS.insert(), [{"job_id": job_id, "id": e["id"], "data": e} for e in events]
                 )
+            project = conn.execute(select(JOBS.c.project_id).where(JOBS.c.id == job_id)).scalar()
+        if done and body["status"] in ENDED and self.on_end is not None and project is not None:
+            try:
+                self.on_end(str(project), f"fine_tuning.job.{body['status']}", job_id)
+            except Exception:
+                log.exception("recording the end of %s for webhooks failed", job_id)
         return bool(done)
 
     def add_events(self, job_id: str, events: list[dict[str, Any]]) -> None:

@@ -4,7 +4,9 @@ holds only what its own request added."""
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -40,6 +42,8 @@ INPUT_ITEMS = cast(Table, ResponseInputItem.__table__)
 EVENTS = cast(Table, ResponseEvent.__table__)
 OUTPUT_ITEMS = cast(Table, ResponseOutputItem.__table__)
 RUNNING = ("queued", "in_progress")
+ENDED = ("completed", "failed", "cancelled", "incomplete")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +63,9 @@ class ResponseRepository:
     more than the SQL (0.75 vs 0.28 ms a save, measured here)."""
 
     def __init__(self, engine: Engine):
+        # Told (project id, event type, response id) when a background response ends: the
+        # webhooks' response.completed / failed / cancelled / incomplete.
+        self.on_end: Callable[[str, str, str], object] | None = None
         self._engine = engine
 
     def save(
@@ -123,6 +130,8 @@ class ResponseRepository:
             ).rowcount
             if changed:
                 _store_output(s, body)
+        if changed and body.get("background"):
+            self._ended(project_id, body["id"], status)
 
     def get(self, project_id: str, response_id: str) -> dict[str, Any] | None:
         with self._engine.connect() as s:
@@ -358,16 +367,19 @@ class ResponseRepository:
         lapsed = (RESPONSES.c.lease_expires_at.is_(None)) | (RESPONSES.c.lease_expires_at < now)
         with self._engine.begin() as conn:
             rows = conn.execute(
-                select(RESPONSES.c.id, RESPONSES.c.body, RESPONSES.c.background).where(
-                    RESPONSES.c.status.in_(RUNNING), RESPONSES.c.request.is_(None), lapsed
-                )
+                select(
+                    RESPONSES.c.id, RESPONSES.c.body, RESPONSES.c.background, RESPONSES.c.project_id
+                ).where(RESPONSES.c.status.in_(RUNNING), RESPONSES.c.request.is_(None), lapsed)
             ).all()
             for row in rows:
                 body = dict(row.body)
                 body["status"] = "failed"
                 body["error"] = {"code": "server_error", "message": reason}
                 _end(conn, row.id, body, "response.failed" if row.background else None)
-            return len(rows)
+        for row in rows:
+            if row.background:
+                self._ended(str(row.project_id), str(row.id), "failed")
+        return len(rows)
 
     # -- the queue of background responses for workers ------------------------------------------
 
@@ -434,7 +446,10 @@ class ResponseRepository:
                 .where(RESPONSES.c.id == response_id, RESPONSES.c.request.is_not(None))
                 .values(body={**row.body, "status": "cancelled"}, status="cancelled", request=None)
             )
-        return _rowcount(result) == 1
+        cancelled = _rowcount(result) == 1
+        if cancelled:
+            self._ended(project_id, response_id, "cancelled")
+        return cancelled
 
     def fail(self, project_id: str, response_id: str, body: dict[str, Any]) -> None:
         """A taken background response that could not start: failed, its stream ended."""
@@ -446,6 +461,15 @@ class ResponseRepository:
             ).first()
             if owned is not None:
                 _end(conn, response_id, body, "response.failed")
+        if owned is not None:
+            self._ended(project_id, response_id, "failed")
+
+    def _ended(self, project_id: str, response_id: str, status: str) -> None:
+        if self.on_end is not None and status in ENDED:
+            try:
+                self.on_end(project_id, f"response.{status}", response_id)
+            except Exception:
+                log.exception("recording the end of %s for webhooks failed", response_id)
 
     def purge_expired(self) -> int:
         now = int(time.time())
