@@ -147,3 +147,15 @@ def test_endpoints_crud_rotate_and_test(c: OpenAI, srv: Server, receiver: Receiv
     assert c.webhooks.delete(made.id).deleted
     with pytest.raises(openai.NotFoundError):
         c.webhooks.retrieve(made.id)
+
+
+def test_a_failed_fine_tuning_job_is_announced(c: OpenAI, receiver: Receiver) -> None:
+    endpoint = c.webhooks.create(
+        name="ft", url=receiver.url, event_types=["fine_tuning.job.failed"]
+    )
+    bad = c.files.create(file=("t.jsonl", io.BytesIO(b'{"messages": 1}\n')), purpose="fine-tune")
+    job = c.fine_tuning.jobs.create(training_file=bad.id, model=FAST_MODEL)
+    body, headers = receiver.wait_for(1)[0]
+    event = c.webhooks.unwrap(body, headers, secret=endpoint.signing_secret)
+    assert event.type == "fine_tuning.job.failed" and event.data.id == job.id
+    c.webhooks.delete(endpoint.id)

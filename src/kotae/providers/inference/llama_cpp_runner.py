@@ -67,6 +67,11 @@ class LlamaCppRunnerBackend:
     def _leave(self) -> None:
         self._admitted -= 1
 
+    @property
+    def pending(self) -> int:
+        """Requests admitted and not yet ended (what batch lines wait out)."""
+        return self._admitted
+
     def check_capacity(self) -> None:
         if self._admitted >= self._max_queued:
             raise queue_full(f"Model '{self.model_id}'", self._admitted, self._max_queued)
