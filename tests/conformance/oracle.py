@@ -23,7 +23,7 @@ SPEC_URI = "urn:openai-openapi"
 # realtime...).
 SERVED = re.compile(
     r"^/(responses|chat/completions|completions$|embeddings|files|uploads|vector_stores|"
-    r"conversations|containers|"
+    r"conversations|containers|batches|"
     r"fine_tuning/jobs|images|models)"
 )
 NOT_SERVED = re.compile(r"\?beta=true$")
@@ -51,6 +51,9 @@ DIFFERENCES: dict[str, str] = {
     "shows; its message schema allows only 'assistant'",
     "legacy stream": "the spec has no chunk schema for a streamed /completions: OpenAI sends "
     "CreateCompletionResponse objects whose finish_reason is null until a choice's last chunk",
+    "batch nulls": "a Batch's optional fields (timestamps not reached yet, file ids, errors) "
+    "are null until set, as OpenAI's API answers and the spec's own batch examples show "
+    "(\"failed_at\": null); its schema types them as bare integers and strings",
     "image sizes": "ImagesResponse.size is the size of the picture actually made: kotae's "
     "image models make other sizes than gpt-image-1's three (256x256, 512x512, ...)",
 }
@@ -72,6 +75,10 @@ def _differences(doc: dict[str, Any]) -> None:
     embedding = schemas["Embedding"]["properties"]["embedding"]
     schemas["Embedding"]["properties"]["embedding"] = {"anyOf": [embedding, {"type": "string"}]}
     schemas["ImagesResponse"]["properties"]["size"] = {"type": "string"}
+    batch = schemas["Batch"]
+    for name, prop in batch["properties"].items():
+        if name not in batch.get("required", []):
+            batch["properties"][name] = {"anyOf": [prop, {"type": "null"}]}
     chunk = copy.deepcopy(schemas["CreateCompletionResponse"])
     reason = chunk["properties"]["choices"]["items"]["properties"]["finish_reason"]
     reason["enum"] = [*reason["enum"], None]

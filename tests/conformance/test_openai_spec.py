@@ -248,6 +248,37 @@ def tour_containers(c: OpenAI) -> None:
     c.files.delete(f.id)
 
 
+def tour_batches(c: OpenAI) -> None:
+    rows = [
+        {
+            "custom_id": f"e{i}",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "text-embedding-3-small", "input": "x"},
+        }
+        for i in range(2)
+    ]
+    data = "\n".join(json.dumps(r) for r in rows).encode()
+    f = c.files.create(file=("batch.jsonl", io.BytesIO(data)), purpose="batch")
+    batch = c.batches.create(
+        input_file_id=f.id, endpoint="/v1/embeddings", completion_window="24h", metadata={"a": "b"}
+    )
+    wait(lambda: c.batches.retrieve(batch.id), ("completed", "failed"))
+    c.batches.list(limit=5)
+    bad = c.files.create(file=("bad.jsonl", io.BytesIO(b"not json\n")), purpose="batch")
+    failed = c.batches.create(
+        input_file_id=bad.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    wait(lambda: c.batches.retrieve(failed.id), ("failed",))
+    many = "\n".join(json.dumps({**rows[0], "custom_id": f"m{i}"}) for i in range(200)).encode()
+    more = c.files.create(file=("many.jsonl", io.BytesIO(many)), purpose="batch")
+    cancelled = c.batches.create(
+        input_file_id=more.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    c.batches.cancel(cancelled.id)
+    wait(lambda: c.batches.retrieve(cancelled.id), ("cancelled",))
+
+
 def tour_fine_tuning(c: OpenAI) -> None:
     rows = [
         {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
@@ -301,6 +332,7 @@ def test_every_served_operation_matches_openais_spec(
     tour_files_and_stores(sdk)
     tour_conversations(sdk)
     tour_containers(sdk)
+    tour_batches(sdk)
     tour_fine_tuning(sdk)
     tour_images_and_models(sdk)
     tour_errors(sdk, spec_server.base_url)
