@@ -53,7 +53,7 @@ DIFFERENCES: dict[str, str] = {
     "CreateCompletionResponse objects whose finish_reason is null until a choice's last chunk",
     "batch nulls": "a Batch's optional fields (timestamps not reached yet, file ids, errors) "
     "are null until set, as OpenAI's API answers and the spec's own batch examples show "
-    "(\"failed_at\": null); its schema types them as bare integers and strings",
+    '("failed_at": null); its schema types them as bare integers and strings',
     "image sizes": "ImagesResponse.size is the size of the picture actually made: kotae's "
     "image models make other sizes than gpt-image-1's three (256x256, 512x512, ...)",
 }
