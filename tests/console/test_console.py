@@ -263,3 +263,28 @@ def test_keys_page_for_an_admin_only(page: Any, srv: Server, admin_key: str) -> 
     row.wait_for(state="detached")
     models = httpx.get(srv.base_url + "/models", headers={"Authorization": f"Bearer {made[0]}"})
     assert models.status_code == 401
+
+
+def test_webhooks_page_adds_an_endpoint_and_shows_its_deliveries(page: Any, srv: Server) -> None:
+    from openai import OpenAI
+
+    key = new_key(srv.env, "team-hooks")
+    sign_in(page, srv, key)
+    page.click("#tabs button[data-tab=webhooks]")
+    page.fill("#hook-url", "http://10.0.0.1:9/hook")
+    page.fill("#hook-events", "response.incomplete, response.completed")
+    page.click("#hook-form button")
+    page.wait_for_selector("#hook-created:has-text('whsec_')")
+    page.wait_for_selector("#hooks-table td:text('10.0.0.1')")
+    client = OpenAI(base_url=srv.base_url, api_key=key, max_retries=0)
+    r = client.responses.create(model=FAST_MODEL, input="hi", background=True, max_output_tokens=16)
+    row = page.locator(f"#deliveries-table tr:has(td:text-is('{r.id}'))")
+    for _ in range(60):
+        page.click("#tabs button[data-tab=webhooks]")
+        if row.count() and "private or reserved" in row.inner_text():
+            break
+        page.wait_for_timeout(500)
+    assert "pending" in row.inner_text() and "private or reserved" in row.inner_text()
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#hooks-table tr button").first.click()
+    page.wait_for_selector("#hooks-table tbody tr", state="detached")

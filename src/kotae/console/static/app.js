@@ -122,6 +122,7 @@ const loaders = {
   files: loadFiles,
   "fine-tuning": loadJobs,
   models: loadModels,
+  webhooks: loadHooks,
   keys: loadKeys,
 };
 
@@ -531,6 +532,41 @@ async function deleteModel(id) {
   try { await api("DELETE", `/models/${encodeURIComponent(id)}`); await loadModels(); } catch (err) { showError("#models-error", err); }
 }
 
+// -- webhooks (the project's endpoints and its delivery log) -------------------------------
+
+async function loadHooks() {
+  try {
+    const hooks = await api("GET", "/webhook_endpoints?limit=100");
+    rows("#hooks-table", hooks.data, (h) => [
+      h.id, h.url, h.event_types.join(", "), h.signing_secret_hint, when(h.created_at),
+      el("button", { text: "Delete", onclick: () => deleteHook(h.id) }),
+    ]);
+    const log = await api("GET", "/webhook_deliveries?limit=100");
+    rows("#deliveries-table", log.data, (d) => [
+      d.event.type, d.event.data.id, d.webhook_endpoint_id, d.status, d.attempts,
+      d.last_error || d.last_status_code || "", when(d.created_at),
+    ]);
+    showError("#hooks-error", "");
+  } catch (err) { showError("#hooks-error", err); }
+}
+
+async function createHook(event) {
+  event.preventDefault();
+  try {
+    const events = $("#hook-events").value.split(",").map((e) => e.trim()).filter(Boolean);
+    const made = await api("POST", "/webhook_endpoints", {
+      url: $("#hook-url").value, name: $("#hook-name").value || $("#hook-url").value, event_types: events,
+    });
+    $("#hook-created").textContent = `Signing secret (copy it now, it is not shown again): ${made.signing_secret}`;
+    await loadHooks();
+  } catch (err) { showError("#hooks-error", err); }
+}
+
+async function deleteHook(id) {
+  if (!confirm(`Delete ${id}?`)) return;
+  try { await api("DELETE", `/webhook_endpoints/${id}`); await loadHooks(); } catch (err) { showError("#hooks-error", err); }
+}
+
 // -- keys (an admin key's view of projects and their keys) --------------------------------
 
 async function loadKeys() {
@@ -589,5 +625,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#ft-form").addEventListener("submit", createJob);
   $("#job-cancel").addEventListener("click", cancelJob);
   $("#key-form").addEventListener("submit", createKey);
+  $("#hook-form").addEventListener("submit", createHook);
   if (apiKey) signIn(apiKey);
 });
