@@ -29,6 +29,7 @@ from kotae.api.routes import (
     images,
     models,
     organization,
+    prompts,
     responses,
     responses_socket,
     uploads,
@@ -127,6 +128,7 @@ def create_app(
         images.router,
         models.router,
         organization.router,
+        prompts.router,
         health.router,
         webhooks.router,
     ):

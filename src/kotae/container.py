@@ -37,6 +37,7 @@ from kotae.services.files import FilesService
 from kotae.services.fine_tuning import FineTuningService
 from kotae.services.images import SECRET_SETTING, ImagesService
 from kotae.services.models import ModelRegistry
+from kotae.services.prompts import PromptsService
 from kotae.services.reconcile import Reconciler
 from kotae.services.responses.media import MediaResolver
 from kotae.services.responses.service import ResponsesService
@@ -92,6 +93,7 @@ class Container:
     containers: ContainersService
     batches: BatchesService
     webhooks: WebhooksService
+    prompts: PromptsService
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -156,6 +158,7 @@ class Container:
             max_image_pixels=settings.max_image_pixels,
             max_file_bytes=settings.max_file_bytes,
         )
+        prompts = PromptsService(engine)
         containers = ContainersService(
             settings,
             ContainerStore(engine),
@@ -185,6 +188,7 @@ class Container:
                 images,
                 metrics,
                 containers,
+                prompts,
             ),
             chat_completions=ChatCompletionsService(settings, models, media, metrics),
             files=files,
@@ -205,6 +209,7 @@ class Container:
             containers=containers,
             batches=batches,
             webhooks=webhooks,
+            prompts=prompts,
         )
         batches.runner = LineRunner(
             container.responses,

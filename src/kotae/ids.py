@@ -30,6 +30,7 @@ def api_key() -> str:
 # Parameter name -> the prefix its ids begin with. A wrong prefix is a 400 naming the
 # prefix (as OpenAI answers), not a 404.
 PREFIXES = {
+    "prompt_id": "pmpt_",
     "openai_batch_id": "batch_",
     "webhook_endpoint_id": "whep_",
     "container_id": "cntr_",

@@ -336,7 +336,7 @@ def test_unknown_tool_is_400(client: OpenAI) -> None:
         client.responses.create(
             model=FAST_MODEL,
             input="x",
-            tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],
+            tools=[{"type": "computer_use_preview", "display_width": 1024}],
         )
     assert err.value.body["param"] == "tools[0].type"
 

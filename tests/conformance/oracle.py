@@ -54,6 +54,8 @@ DIFFERENCES: dict[str, str] = {
     "batch nulls": "a Batch's optional fields (timestamps not reached yet, file ids, errors) "
     "are null until set, as OpenAI's API answers and the spec's own batch examples show "
     '("failed_at": null); its schema types them as bare integers and strings',
+    "duplicate required": "a few of the spec's schemas (the container's) list a required "
+    "property twice, which OpenAPI forbids; each list is kept once",
     "image sizes": "ImagesResponse.size is the size of the picture actually made: kotae's "
     "image models make other sizes than gpt-image-1's three (256x256, 512x512, ...)",
 }
@@ -92,6 +94,18 @@ def _differences(doc: dict[str, Any]) -> None:
     content = doc["paths"]["/files/{file_id}/content"]["get"]["responses"]["200"]
     content["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     _drop_bare_discriminators(doc)
+    _dedupe_required(doc)
+
+
+def _dedupe_required(node: Any) -> None:
+    if isinstance(node, dict):
+        if isinstance(node.get("required"), list):
+            node["required"] = list(dict.fromkeys(node["required"]))
+        for value in node.values():
+            _dedupe_required(value)
+    elif isinstance(node, list):
+        for value in node:
+            _dedupe_required(value)
 
 
 def _drop_bare_discriminators(node: Any) -> None:

@@ -159,8 +159,17 @@ class StreamOptions(StrictModel):
     include_obfuscation: bool | None = None
 
 
+class PromptRef(StrictModel):
+    """A reusable prompt (/v1/prompts) and the values of its `{{variables}}`."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    version: Annotated[str, Field(max_length=16)] | None = None
+    variables: dict[str, str | Tagged] | None = None
+
+
 class CreateResponse(WithMetadata):
-    model: Annotated[str, Field(min_length=1, max_length=256)]
+    # Optional only when `prompt` names a prompt that has a model.
+    model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     input: str | list[Tagged] | None = None
     instructions: str | None = None
     previous_response_id: ResponseIdField | None = None
@@ -186,7 +195,7 @@ class CreateResponse(WithMetadata):
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     conversation: str | dict[str, Any] | None = None
-    prompt: dict[str, Any] | None = None
+    prompt: PromptRef | None = None
     # Sent by agents (Codex) to label their requests; recorded nowhere.
     client_metadata: dict[str, Any] | None = None
     # Prefix caching is automatic here, so its options change nothing.

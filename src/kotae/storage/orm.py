@@ -505,3 +505,24 @@ class WebhookDelivery(Base):
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_project", "project_id", "pk"),
     )
+
+
+class PromptVersion(Base):
+    """One version of a reusable prompt: `body` holds its instructions, input messages,
+    model and variables' defaults."""
+
+    __tablename__ = "prompts"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("projects.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        UniqueConstraint("id", "version", name="uq_prompts_version"),
+        Index("ix_prompts_project", "project_id", "id", "version"),
+    )

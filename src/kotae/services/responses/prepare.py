@@ -29,6 +29,7 @@ from kotae.providers.inference.base import (
 from kotae.schemas.responses import CreateResponse, check_includes
 from kotae.services.conversations import ConversationsService
 from kotae.services.models import ModelEntry, ModelRegistry
+from kotae.services.prompts import PromptsService, Rendered
 from kotae.services.responses import compaction
 from kotae.services.responses.builtin import ToolDeps
 from kotae.services.responses.builtin.image_generation import ImageGeneration
@@ -83,14 +84,27 @@ class Preparer:
         self._tool_deps = tool_deps
         self._conversations = conversations
         self._media = media
+        self.prompts: PromptsService | None = None  # reusable prompts (`prompt` on a create)
 
     async def prepare(self, project_id: str, req: CreateResponse) -> Prepared:
         """Everything that can reject a request, before any event is sent. The request holds
         a place in its engine's queue from here; a refusal gives it back."""
         check_request(req)
         tools = parse_tools(req.tools, req.tool_choice)
-        entry, backend, admission = await self.model(req.model, project_id)
-        prepared = await admission.hold(self._prepare(project_id, req, tools, entry, backend))
+        template = None
+        if req.prompt is not None:
+            if self.prompts is None:
+                raise InvalidRequest("Prompt templates are not set up here.", param="prompt")
+            template = await asyncio.to_thread(
+                self.prompts.render, project_id, req.prompt.model_dump(exclude_none=True)
+            )
+        model = req.model or (template.model if template is not None else None)
+        if not model:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+        entry, backend, admission = await self.model(model, project_id)
+        prepared = await admission.hold(
+            self._prepare(project_id, req, tools, entry, backend, template)
+        )
         prepared.admission = admission
         return prepared
 
@@ -101,6 +115,7 @@ class Preparer:
         tools: ToolSetup,
         entry: ModelEntry,
         backend: ChatBackend,
+        template: Rendered | None = None,
     ) -> Prepared:
         conversation_id = conversation_id_of(req.conversation)
         history = await self.thread(project_id, req.previous_response_id, conversation_id)
@@ -109,6 +124,12 @@ class Preparer:
             new_items = await asyncio.to_thread(normalize_input, given)  # not on the loop
         else:
             new_items = normalize_input(given)
+        instructions = req.instructions
+        if template is not None:
+            # The prompt's messages come first, then the request's own input.
+            new_items = [*normalize_input(template.messages), *new_items]
+            instructions = "\n\n".join(i for i in (template.instructions, instructions) if i)
+            instructions = instructions or None
         if not new_items and not history:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input")
         check_approvals([*history, *new_items], new_items)
@@ -120,7 +141,9 @@ class Preparer:
             await tool.check(
                 project_id, f"tools[{tool.index}]", self._tool_deps, [*history, *new_items]
             )
-        history, compacted = await self._compact_if_over(req, backend, history, new_items)
+        history, compacted = await self._compact_if_over(
+            req, backend, history, new_items, instructions
+        )
         media = None
         if self._media is not None and has_media(history + new_items):
             media = await self._media.resolve(
@@ -128,7 +151,7 @@ class Preparer:
             )
         context = await build_context(
             backend,
-            instructions=req.instructions,
+            instructions=instructions,
             history=history,
             new_items=new_items,
             max_output_tokens=req.max_output_tokens or self._settings.max_output_tokens_default,
@@ -150,6 +173,7 @@ class Preparer:
         )
         if compacted is not None:
             prepared.compaction, prepared.compaction_cost = compacted
+        prepared.response.instructions = instructions
         _bind_image_tools(prepared)
         if conversation_id is not None:
             prepared.response.conversation = ResponseConversation(id=conversation_id)
@@ -214,7 +238,12 @@ class Preparer:
         return resolved
 
     async def _compact_if_over(
-        self, req: CreateResponse, backend: ChatBackend, history: Items, new_items: Items
+        self,
+        req: CreateResponse,
+        backend: ChatBackend,
+        history: Items,
+        new_items: Items,
+        instructions: str | None,
     ) -> tuple[Items, tuple[ResponseCompactionItem, Finished] | None]:
         """Over `context_management`'s threshold, the model summarizes the thread before it
         answers: the history becomes that summary, and its item leads this response's output."""
@@ -225,7 +254,7 @@ class Preparer:
         if count <= threshold:
             return history, None
         summary, spent = await summarize(
-            backend, [*history, *new_items], req.instructions, CancelToken()
+            backend, [*history, *new_items], instructions, CancelToken()
         )
         made = compaction.item(summary)
         return compaction.apply([*history, made]), (
@@ -242,8 +271,6 @@ def check_request(req: CreateResponse) -> None:
             "Use either conversation or previous_response_id, not both.",
             param="conversation",
         )
-    if req.prompt is not None:
-        raise InvalidRequest("Prompt templates are not supported.", param="prompt")
     for name in ("moderation", "image", "access_programs"):
         if getattr(req, name):
             raise InvalidRequest(f"'{name}' is not supported by this server.", param=name)

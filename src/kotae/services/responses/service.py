@@ -27,6 +27,7 @@ from kotae.services.containers.service import ContainersService
 from kotae.services.conversations import ConversationsService
 from kotae.services.images import ImagesService
 from kotae.services.models import ModelRegistry
+from kotae.services.prompts import PromptsService
 from kotae.services.responses import compaction
 from kotae.services.responses.background import Background, BackgroundRun
 from kotae.services.responses.builtin import ToolDeps
@@ -55,6 +56,7 @@ class ResponsesService:
         images: ImagesService | None = None,
         metrics: Metrics | None = None,
         containers: ContainersService | None = None,
+        prompts: PromptsService | None = None,
     ) -> None:
         # This process, as the owner of the responses it runs (leases in the store).
         self.owner = secrets.token_hex(8)
@@ -62,6 +64,7 @@ class ResponsesService:
         self._preparer = Preparer(
             settings, registry, repo, tool_deps, conversations, media, metrics
         )
+        self._preparer.prompts = prompts
         self._runner = Runner(settings, repo, tool_deps, self.owner, conversations, metrics)
         self._background = Background(settings, repo, self._preparer, self._runner, self.owner)
         self._stored = StoredResponses(repo, self._background)
@@ -98,6 +101,8 @@ class ResponsesService:
     async def compact(self, project_id: str, req: CompactResponse) -> dict[str, Any]:
         """The thread (previous_response_id and input) as its user messages and one compaction
         item holding the model's summary of the rest."""
+        if not req.model:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model")
         _, backend, admission = await self._preparer.model(req.model, project_id)
         try:
             history = await self._preparer.thread(project_id, req.previous_response_id, None)

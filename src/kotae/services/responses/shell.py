@@ -61,6 +61,7 @@ def new_response(req: CreateResponse, entry: ModelEntry, tools: ToolSetup) -> Re
             **({"user": req.user} if req.user is not None else {}),
             "safety_identifier": req.safety_identifier,
             "prompt_cache_key": req.prompt_cache_key,
+            "prompt": _prompt_echo(req),
             "reasoning": {"effort": None, "summary": None},
             "service_tier": "default",
             "top_logprobs": req.top_logprobs or 0,
@@ -76,3 +77,14 @@ def echo_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any]:
     if isinstance(choice, dict) and choice.get("type") in ("web_search", "web_search_2025_08_26"):
         return {"type": "web_search_preview"}
     return choice or "auto"
+
+
+def _prompt_echo(req: CreateResponse) -> dict[str, Any] | None:
+    """The request's `prompt` as the response shows it (an image part with its `detail`)."""
+    if req.prompt is None:
+        return None
+    shown = req.prompt.model_dump(exclude_none=True)
+    for name, value in (shown.get("variables") or {}).items():
+        if isinstance(value, dict) and value.get("type") == "input_image":
+            shown["variables"][name] = {"detail": "auto", **value}
+    return shown
