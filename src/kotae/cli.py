@@ -1,5 +1,5 @@
-"""kotae serve | run | keys create/list/revoke | webhooks add/list/remove/deliveries | models
-list/pull/rm | doctor"""
+"""kotae serve | run | keys create/list/revoke | webhooks add/list/remove/deliveries | prompts
+create/version/list/delete | models list/pull/rm | doctor"""
 
 from __future__ import annotations
 
@@ -160,6 +160,44 @@ def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_prompts(args: argparse.Namespace, settings: Settings) -> int:
+    """A project's reusable prompts (OpenAI keeps these in its dashboard)."""
+    import json
+
+    from pydantic import ValidationError
+
+    from kotae.schemas.prompts import PromptVersionBody, body_of
+    from kotae.services.prompts import PromptsService
+    from kotae.storage.engine import make_engine
+
+    projects = _projects(settings)
+    project = next((p for p in projects.list_projects() if p.name == args.project), None)
+    if project is None:
+        print(f"kotae: no project named '{args.project}'", file=sys.stderr)
+        return 1
+    service = PromptsService(make_engine(settings.sqlalchemy_url))
+    if args.prompts_command in ("create", "version"):
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                body = body_of(PromptVersionBody.model_validate(json.load(f)))
+        except (OSError, ValueError, ValidationError) as exc:
+            print(f"kotae: {args.file}: {exc}", file=sys.stderr)
+            return 1
+        made = (
+            service.create(project.id, body)
+            if args.prompts_command == "create"
+            else service.add_version(project.id, args.prompt_id, body)
+        )
+        print(f"{made['id']} version {made['version']}")
+    elif args.prompts_command == "list":
+        for p in service.listing(project.id):
+            print(f"{p['id']}\tv{p['version']}\t{p.get('model') or ''}\t{p.get('name') or ''}")
+    elif args.prompts_command == "delete":
+        service.delete(project.id, args.prompt_id)
+        print(f"deleted {args.prompt_id}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from kotae.services.model_files import describe, remove_pulled
     from kotae.services.models import ModelRegistry
@@ -296,6 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--project", required=True)
     remove.add_argument("endpoint_id")
 
+    prompts = sub.add_parser("prompts", help="a project's reusable prompts")
+    prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True)
+    for name, text in (
+        ("create", "a new prompt from a JSON file (instructions, input, model, variables)"),
+        ("version", "a new version of a prompt from a JSON file"),
+        ("list", "the project's prompts, each at its latest version"),
+        ("delete", "delete a prompt and all its versions"),
+    ):
+        cmd = prompts_sub.add_parser(name, help=text)
+        cmd.add_argument("--project", required=True)
+        if name in ("version", "delete"):
+            cmd.add_argument("prompt_id")
+        if name in ("create", "version"):
+            cmd.add_argument("--file", required=True)
+
     models = sub.add_parser("models", help="the model table")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     models_sub.add_parser("list", help="models, backends and aliases")
@@ -335,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "run": cmd_run,
             "keys": cmd_keys,
             "webhooks": cmd_webhooks,
+            "prompts": cmd_prompts,
             "models": cmd_models,
             "doctor": cmd_doctor,
         }[args.command]

