@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from kotae.config import Settings, reachable_host
 from kotae.errors import KotaeError
-from kotae.storage.repositories.projects import DEFAULT_PROJECT, ProjectRepository
+from kotae.storage.repositories.projects import DEFAULT_PROJECT, ProjectInfo, ProjectRepository
 
 DEFAULT_KEY_SETTING = "default_key_created"
 
@@ -22,6 +22,14 @@ def _projects(settings: Settings) -> ProjectRepository:
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
     return ProjectRepository(session_factory(engine))
+
+
+def _project_named(settings: Settings, name: str) -> ProjectInfo | None:
+    """The project with this name, or None (said on stderr)."""
+    project = next((p for p in _projects(settings).list_projects() if p.name == name), None)
+    if project is None:
+        print(f"kotae: no project named '{name}'", file=sys.stderr)
+    return project
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -132,10 +140,8 @@ def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
     from kotae.services.webhooks.store import WebhookStore
     from kotae.storage.engine import make_engine
 
-    projects = _projects(settings)
-    project = next((p for p in projects.list_projects() if p.name == args.project), None)
+    project = _project_named(settings, args.project)
     if project is None:
-        print(f"kotae: no project named '{args.project}'", file=sys.stderr)
         return 1
     service = WebhooksService(
         WebhookStore(make_engine(settings.sqlalchemy_url)), FetchGuard(), settings.lease_seconds
@@ -170,10 +176,8 @@ def cmd_prompts(args: argparse.Namespace, settings: Settings) -> int:
     from kotae.services.prompts import PromptsService
     from kotae.storage.engine import make_engine
 
-    projects = _projects(settings)
-    project = next((p for p in projects.list_projects() if p.name == args.project), None)
+    project = _project_named(settings, args.project)
     if project is None:
-        print(f"kotae: no project named '{args.project}'", file=sys.stderr)
         return 1
     service = PromptsService(make_engine(settings.sqlalchemy_url))
     if args.prompts_command in ("create", "version"):

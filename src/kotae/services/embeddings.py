@@ -90,9 +90,7 @@ class EmbeddingsService:
         return counts
 
     def create(self, req: CreateEmbedding) -> dict[str, Any]:
-        if req.model != self.embedder.model_id and not any(
-            fnmatch.fnmatchcase(req.model, a) for a in ALIASES
-        ):
+        if not self.serves(req.model):
             raise ModelNotFound(f"The model '{req.model}' does not exist.", param="model")
         given: list[Any] = [req.input] if isinstance(req.input, str) else list(req.input)
         if given and all(isinstance(t, int) for t in given):

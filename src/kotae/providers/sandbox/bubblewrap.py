@@ -243,7 +243,7 @@ class BubblewrapSession(Session):
                     return Execution(
                         logs=str(answer["logs"]),
                         error=answer["error"],
-                        images=[_b64(i) for i in answer.get("images") or []],
+                        images=[base64.b64decode(i) for i in answer.get("images") or []],
                     )
                 except (ValueError, KeyError, TypeError):
                     await self.close()
@@ -303,10 +303,6 @@ class BubblewrapSession(Session):
 
 def _uid(key: str) -> int:
     return FIRST_UID + zlib.crc32(key.encode()) % UIDS
-
-
-def _b64(text: str) -> bytes:
-    return base64.b64decode(text)
 
 
 def _disk_use(root: Path) -> int:
