@@ -236,6 +236,8 @@ def assert_stream_grammar(events: Iterable[Any]) -> list[Any]:
     open_items: dict[int, str] = {}
     open_parts: set[tuple[str, int]] = set()
     texts: dict[tuple[str, int], str] = {}
+    thoughts: dict[tuple[str, int], str] = {}  # reasoning_text parts
+    summaries: dict[tuple[str, int], str] = {}
     for e in events:
         if e.type == "response.output_item.added":
             assert e.output_index not in open_items
@@ -246,10 +248,31 @@ def assert_stream_grammar(events: Iterable[Any]) -> list[Any]:
         elif e.type == "response.content_part.added":
             assert open_items.get(e.output_index) == e.item_id
             open_parts.add((e.item_id, e.content_index))
-            texts[(e.item_id, e.content_index)] = ""
+            kind = thoughts if e.part.type == "reasoning_text" else texts
+            kind[(e.item_id, e.content_index)] = ""
         elif e.type == "response.content_part.done":
             open_parts.remove((e.item_id, e.content_index))
-            assert e.part.text == texts[(e.item_id, e.content_index)]
+            kind = thoughts if e.part.type == "reasoning_text" else texts
+            assert e.part.text == kind[(e.item_id, e.content_index)]
+        elif e.type == "response.reasoning_text.delta":
+            assert (e.item_id, e.content_index) in open_parts
+            assert open_items[e.output_index] == e.item_id
+            thoughts[(e.item_id, e.content_index)] += e.delta
+        elif e.type == "response.reasoning_text.done":
+            assert e.text == thoughts[(e.item_id, e.content_index)]
+        elif e.type == "response.reasoning_summary_part.added":
+            assert open_items[e.output_index] == e.item_id
+            assert (e.item_id, e.summary_index) not in summaries
+            summaries[(e.item_id, e.summary_index)] = ""
+            open_parts.add((e.item_id, -100 - e.summary_index))
+        elif e.type == "response.reasoning_summary_text.delta":
+            assert (e.item_id, -100 - e.summary_index) in open_parts
+            summaries[(e.item_id, e.summary_index)] += e.delta
+        elif e.type == "response.reasoning_summary_text.done":
+            assert e.text == summaries[(e.item_id, e.summary_index)]
+        elif e.type == "response.reasoning_summary_part.done":
+            open_parts.remove((e.item_id, -100 - e.summary_index))
+            assert e.part.text == summaries[(e.item_id, e.summary_index)]
         elif e.type == "response.output_text.delta":
             assert (e.item_id, e.content_index) in open_parts
             assert open_items[e.output_index] == e.item_id

@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -278,3 +279,67 @@ class ScriptedChatEngine:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+REASONING_STREAMS = Path(__file__).parent / "data" / "reasoning"
+
+
+class ThinkingEngine:
+    """A thinking model's server, replaying a stream in its wire format (`<name>.sse` under
+    tests/data/reasoning: vLLM's, llama.cpp server's and Ollama's reasoning fields, or a raw
+    <think> block). A summary pass (its system turn asks for a summary) gets `summary.sse`.
+    A non-streamed request gets the same stream folded into one body, the reasoning under
+    the same field name. Every request body is kept."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.requests: list[dict[str, Any]] = []
+        stand_in = self
+
+        class Handler(_Handler):
+            def do_GET(self) -> None:
+                models = {"object": "list", "data": [{"id": "thinker", "object": "model"}]}
+                self._send(200, json.dumps(models).encode(), "application/json")
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stand_in.requests.append(body)
+                system = " ".join(
+                    str(m.get("content")) for m in body["messages"] if m["role"] == "system"
+                )
+                name = "summary" if "Summarize the reasoning" in system else stand_in.stream
+                sse = (REASONING_STREAMS / f"{name}.sse").read_text()
+                if body.get("stream"):
+                    self._send(200, sse.encode(), "text/event-stream")
+                    return
+                self._send(200, json.dumps(folded(sse)).encode(), "application/json")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def folded(sse: str) -> dict[str, Any]:
+    """A recorded stream as the one body a non-streamed request gets."""
+    message: dict[str, Any] = {"role": "assistant", "content": ""}
+    usage: dict[str, Any] = {}
+    finish = "stop"
+    for line in sse.splitlines():
+        if not line.startswith("data: {"):
+            continue
+        chunk = json.loads(line[6:])
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            finish = choice.get("finish_reason") or finish
+            for name, value in (choice.get("delta") or {}).items():
+                if name != "role" and isinstance(value, str):
+                    message[name] = message.get(name, "") + value
+    return {
+        "id": "chatcmpl-folded",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage,
+    }

@@ -6,7 +6,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, Field, model_validator
@@ -44,6 +44,116 @@ def reachable_host(host: str) -> str:
     """Where a client on this machine reaches a server bound to `host` (0.0.0.0 and :: are
     not addresses to connect to)."""
     return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+# OpenAI's reasoning models by name: a client that asks for one (Codex, for instance) sends
+# `reasoning.effort` whatever model serves the name here.
+OPENAI_REASONING_NAMES = ("gpt-5*", "o1*", "o3*", "o4*", "codex-*")
+
+
+class EffortSetting(BaseModel):
+    """What one `reasoning.effort` sets for a model that thinks."""
+
+    template_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Chat-template variables, e.g. enable_thinking = false (Qwen3) or "
+        'reasoning_effort = "low" (gpt-oss, whose template writes the `Reasoning: low` '
+        "system line); remote engines get them as chat_template_kwargs.",
+    )
+    body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="openai_compat: fields added to the engine's request, e.g. "
+        'reasoning_effort = "low" (vLLM and Ollama for gpt-oss).',
+    )
+    system_line: str | None = Field(
+        default=None, description="A line added to the system turn for this effort."
+    )
+    budget_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="The most tokens the thinking may take: the embedded engine closes the "
+        "<think> block there and the model answers.",
+    )
+
+
+def _efforts(**table: dict[str, Any]) -> dict[str, EffortSetting]:
+    return {effort: EffortSetting(**setting) for effort, setting in table.items()}
+
+
+_NO_THINKING = {"template_kwargs": {"enable_thinking": False}}
+_THINKING = {"template_kwargs": {"enable_thinking": True}}
+# Each family's efforts (data, not code branches); a model's own `efforts` override them.
+THINKING_FAMILIES: dict[str, dict[str, EffortSetting]] = {
+    "qwen3": _efforts(
+        none=_NO_THINKING,
+        minimal=_NO_THINKING,
+        low={**_THINKING, "budget_tokens": 1024},
+        medium={**_THINKING, "budget_tokens": 4096},
+        high=_THINKING,
+        xhigh=_THINKING,
+    ),
+    "gpt-oss": _efforts(
+        **{
+            effort: {
+                "template_kwargs": {"reasoning_effort": level},
+                "body": {"reasoning_effort": level},
+            }
+            for effort, level in [
+                ("none", "low"),
+                ("minimal", "low"),
+                ("low", "low"),
+                ("medium", "medium"),
+                ("high", "high"),
+                ("xhigh", "high"),
+            ]
+        }
+    ),
+    "deepseek-r1": _efforts(
+        none={"budget_tokens": 16},
+        minimal={"budget_tokens": 64},
+        low={"budget_tokens": 1024},
+        medium={"budget_tokens": 4096},
+    ),
+    "generic": {},
+}
+
+
+class ThinkingConfig(BaseModel):
+    """A model that thinks before it answers (Qwen3, gpt-oss, DeepSeek-R1 distills)."""
+
+    family: Literal["qwen3", "gpt-oss", "deepseek-r1", "generic"] = Field(
+        default="generic",
+        description="Whose conventions `reasoning.effort` follows (the table of efforts): "
+        "`qwen3` turns thinking off for none/minimal (enable_thinking); `gpt-oss` passes the "
+        "effort to its template and engine; `deepseek-r1` (whose template opens the <think> "
+        "block) caps the thinking; `generic` sets nothing.",
+    )
+    efforts: dict[Effort, EffortSetting] = Field(
+        default_factory=dict, description="Per effort, what it sets (over the family's table)."
+    )
+    default_effort: Effort = Field(
+        default="medium", description="The effort of a request that sends none."
+    )
+    opens_thinking: bool | None = Field(
+        default=None,
+        description="The chat template opens the <think> block itself, so the model's text "
+        "is thinking up to </think> (for remote engines without a reasoning parser; the "
+        "embedded engine sees it in the prompt). Default: true for deepseek-r1.",
+    )
+
+    def setting(self, effort: Effort | None) -> EffortSetting:
+        chosen = effort or self.default_effort
+        own = self.efforts.get(chosen)
+        return own or THINKING_FAMILIES[self.family].get(chosen) or EffortSetting()
+
+    @property
+    def opens(self) -> bool:
+        return (
+            self.opens_thinking
+            if self.opens_thinking is not None
+            else (self.family == "deepseek-r1")
+        )
 
 
 class ModelConfig(BaseModel):
@@ -101,6 +211,17 @@ class ModelConfig(BaseModel):
         description="openai_compat: the engine takes images itself (a VLM, e.g. vLLM with "
         "Qwen2.5-VL or llama.cpp's server with --mmproj). Otherwise kotae describes images "
         "with its perception models.",
+    )
+
+    chat_template: str | None = Field(
+        default=None,
+        description="llama_cpp: a Jinja chat template used instead of the GGUF's own.",
+    )
+    thinking: ThinkingConfig | None = Field(
+        default=None,
+        description="The model thinks before it answers: how `reasoning.effort` maps onto "
+        "it. Without this table a request's `reasoning.effort` is refused as OpenAI refuses "
+        "it for models that do not reason (thinking the engine still sends is shown).",
     )
 
     default_temperature: float = Field(

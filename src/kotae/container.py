@@ -40,6 +40,7 @@ from kotae.services.models import ModelRegistry
 from kotae.services.prompts import PromptsService
 from kotae.services.reconcile import Reconciler
 from kotae.services.responses.media import MediaResolver
+from kotae.services.responses.sealing import Sealer
 from kotae.services.responses.service import ResponsesService
 from kotae.services.stored_chat_completions import StoredChatCompletions
 from kotae.services.uploads import UploadsService
@@ -189,6 +190,7 @@ class Container:
                 metrics,
                 containers,
                 prompts,
+                Sealer(projects.get_setting(SECRET_SETTING) or ""),
             ),
             chat_completions=ChatCompletionsService(settings, models, media, metrics),
             files=files,

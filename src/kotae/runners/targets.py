@@ -43,6 +43,7 @@ class LlamaCppTarget:
             n_gpu_layers=config.get("n_gpu_layers", 0),
             max_queued=config.get("max_queued", 128),
             lora_path=config.get("lora_path"),
+            chat_template=config.get("chat_template"),
         )
 
     async def start(self) -> dict[str, Any]:

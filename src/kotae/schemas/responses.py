@@ -115,6 +115,27 @@ class CustomToolCallOutputItem(StrictModel):
     id: str | None = None
 
 
+class SummaryText(StrictModel):
+    type: Literal["summary_text"]
+    text: str
+
+
+class ReasoningText(StrictModel):
+    type: Literal["reasoning_text"]
+    text: str
+
+
+class ReasoningItem(StrictModel):
+    """An earlier turn's thinking, sent back (the Agents SDK and Codex do)."""
+
+    type: Literal["reasoning"]
+    id: str | None = None
+    summary: list[SummaryText] = Field(default_factory=list)
+    content: list[ReasoningText] | None = None
+    encrypted_content: str | None = None
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
+
+
 class FunctionTool(StrictModel):
     type: Literal["function"]
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

@@ -188,7 +188,7 @@ class ChatCompletionsService:
                 tokens.extend(_logprob(t) for t in chunk.logprobs or [])
             elif isinstance(chunk, ToolCallDelta):
                 calls.append(_call(chunk))
-            else:
+            elif isinstance(chunk, Finished):  # thinking is not shown here, as at OpenAI
                 finished = chunk
         assert finished is not None
         message: dict[str, Any] = {
@@ -247,7 +247,7 @@ class ChatCompletionsService:
                 elif isinstance(item, ToolCallDelta):
                     yield chunk(choice, {"tool_calls": [{"index": calls, **_call(item)}]})
                     calls += 1
-                else:
+                elif isinstance(item, Finished):
                     usage = _plus(usage, item, first=choice == 0)
                     yield chunk(choice, {}, _finish(item))
         self._count(model, usage)

@@ -295,6 +295,7 @@ class ModelRegistry:
                 n_gpu_layers=cfg.n_gpu_layers,
                 max_queued=self._settings.max_queued_requests,
                 lora_path=str(entry.lora) if entry.lora else None,
+                chat_template=cfg.chat_template,
             )
         from kotae.providers.inference.openai_compat import OpenAICompatBackend
 

@@ -27,6 +27,8 @@ class ChatMessage:
     tool_calls: list[ToolCall] = field(default_factory=list)  # assistant turns
     tool_call_id: str | None = None  # tool turns: the call this answers
     images: list[str] = field(default_factory=list)  # data URLs, for vision models
+    # An assistant turn's thinking, passed back where the model's template takes it.
+    reasoning: str = ""
 
 
 def with_system_note(messages: list[ChatMessage], note: str) -> list[ChatMessage]:
@@ -71,6 +73,15 @@ class ChatRequest:
     # Legacy completions: this text is the whole prompt, continued as it is (no chat
     # template, no tools); `messages` is then unused.
     prompt: str | None = None
+    # What `reasoning.effort` sets for this model (its config): chat-template variables
+    # (e.g. enable_thinking), fields of a remote engine's request body, and a cap on the
+    # thinking's tokens (the embedded engine closes the block there).
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+    thinking_budget: int | None = None
+    # The model's chat template opens the <think> block itself: what it writes first is
+    # thinking up to </think> (DeepSeek-R1's, newer Qwen3's). Detected by the embedded engine.
+    opens_thinking: bool = False
 
 
 @dataclass
@@ -91,6 +102,14 @@ class TextDelta:
 
 
 @dataclass
+class ReasoningDelta:
+    """Text of the model's thinking: a remote engine's reasoning field, or the inside of a
+    <think> block. Never part of the answer's text."""
+
+    text: str
+
+
+@dataclass
 class ToolCallDelta:
     """A whole function call the model made (arguments complete)."""
 
@@ -103,6 +122,7 @@ class Finished:
     input_tokens: int
     output_tokens: int
     cached_tokens: int = 0
+    reasoning_tokens: int = 0  # of output_tokens, those spent thinking
 
     def after(self, earlier: Finished) -> Finished:
         """This generation's end, counting the tokens of an earlier one it follows (a
@@ -112,10 +132,11 @@ class Finished:
             input_tokens=self.input_tokens + earlier.input_tokens,
             output_tokens=self.output_tokens + earlier.output_tokens,
             cached_tokens=self.cached_tokens + earlier.cached_tokens,
+            reasoning_tokens=self.reasoning_tokens + earlier.reasoning_tokens,
         )
 
 
-StreamChunk = TextDelta | ToolCallDelta | Finished
+StreamChunk = TextDelta | ReasoningDelta | ToolCallDelta | Finished
 
 
 class CancelToken:

@@ -15,7 +15,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
 from kotae import ids
@@ -26,7 +26,7 @@ from kotae.errors import (
     KotaeError,
     queue_full,
 )
-from kotae.providers.inference import tool_calls
+from kotae.providers.inference import thinking, tool_calls
 from kotae.providers.inference.base import (
     CancelToken,
     Capabilities,
@@ -34,6 +34,7 @@ from kotae.providers.inference.base import (
     ChatRequest,
     Finished,
     FunctionSpec,
+    ReasoningDelta,
     StreamChunk,
     TextDelta,
     TokenLogprob,
@@ -224,9 +225,11 @@ class LlamaCppBackend:
         n_gpu_layers: int = 0,
         max_queued: int = 128,
         lora_path: str | None = None,
+        chat_template: str | None = None,
     ) -> None:
         self.model_id = model_id
         self.path = path
+        self._chat_template = chat_template  # instead of the GGUF's own
         self.lora_path = lora_path  # a GGUF LoRA adapter applied on the base (fine-tuned)
         self.context_window = context_window
         self.capabilities = Capabilities(json_schema=True, exact_token_count=True)
@@ -262,7 +265,7 @@ class LlamaCppBackend:
                     verbose=False,
                     lora_path=self.lora_path,
                 )
-                template = llama.metadata.get("tokenizer.chat_template")
+                template = self._chat_template or llama.metadata.get("tokenizer.chat_template")
                 eos = (
                     llama._model.token_get_text(llama.token_eos()) if llama.token_eos() >= 0 else ""
                 )
@@ -298,13 +301,16 @@ class LlamaCppBackend:
 
     def _prompt(
         self, messages: list[ChatMessage], request: ChatRequest | None = None
-    ) -> tuple[list[int], list[str]]:
+    ) -> tuple[list[int], list[str], bool]:
+        """The prompt's tokens, the template's stop strings, and whether the template opened
+        a <think> block (what the model writes first is then thinking)."""
         llama = self.load()
         if request is not None and request.prompt is not None:
             # Legacy completions: the text itself, as plain text (never special tokens).
-            return llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False), []
+            raw = request.prompt.encode("utf-8")
+            return llama.tokenize(raw, add_bos=True, special=False), [], False
         tools = visible_tools(request) if request else []
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(request.template_kwargs) if request else {}
         if tools and self._native_tools:
             extra["tools"] = tool_calls.openai_tools(tools)
         elif tools:
@@ -317,9 +323,10 @@ class LlamaCppBackend:
         # gets those characters, not a new turn.
         texts: list[str] = []
         for message in templated:
-            if isinstance(message.get("content"), str):
-                texts.append(message["content"])
-                message["content"] = f"{MARK_OPEN}{len(texts) - 1}{MARK_CLOSE}"
+            for key in ("content", "reasoning_content"):
+                if isinstance(message.get(key), str):
+                    texts.append(message[key])
+                    message[key] = f"{MARK_OPEN}{len(texts) - 1}{MARK_CLOSE}"
         try:
             formatted = self._formatter(messages=templated, **extra)
         except Exception as exc:  # the template's own raise_exception, e.g. role order
@@ -335,7 +342,8 @@ class LlamaCppBackend:
         stops = [s for s in (formatted.stop or []) if isinstance(s, str)]
         if not self._template_adds_bos:
             stops.append("<|im_end|>")
-        return tokens, stops
+        opened = formatted.prompt.rstrip().endswith(thinking.OPEN)
+        return tokens, stops, opened
 
     @property
     def pending(self) -> int:
@@ -353,7 +361,7 @@ class LlamaCppBackend:
             await asyncio.to_thread(self.load)
         request = ChatRequest(messages, 1, 0.0, 1.0, tools=tools or []) if tools else None
         # A long prompt takes seconds to template and tokenize: not on the event loop.
-        tokens, _ = await asyncio.to_thread(self._prompt, messages, request)
+        tokens, _, _ = await asyncio.to_thread(self._prompt, messages, request)
         return len(tokens)
 
     # -- generation ---------------------------------------------------------------------------
@@ -395,7 +403,7 @@ class LlamaCppBackend:
             import llama_cpp
 
             llama = self.load()
-            tokens, template_stops = self._prompt(request.messages, request)
+            tokens, template_stops, opened = self._prompt(request.messages, request)
             n_ctx = llama.n_ctx()
             if len(tokens) >= n_ctx:
                 raise ContextLengthExceeded(
@@ -415,7 +423,30 @@ class LlamaCppBackend:
             if request.logprobs:
                 put = _with_logprobs(put, scored)
             router = OutputRouter(put, request)
+            # Thinking is told apart before tool calls are looked for: a call comes after
+            # </think>. Legacy completions and grammar-bound output are taken as written.
+            splitter = (
+                thinking.ThinkSplitter(opened or request.opens_thinking)
+                if request.prompt is None and grammar is None
+                else None
+            )
+
+            def emit(pieces: list[thinking.Piece]) -> None:
+                for piece in pieces:
+                    if isinstance(piece, ReasoningDelta):
+                        put(piece)
+                    else:
+                        router.feed(piece.text)
+
+            def feed(text: str) -> None:
+                emit(splitter.feed(text) if splitter is not None else [TextDelta(text)])
+
+            # Logprobs are the answer's tokens': those read before the output is known to be
+            # thinking or answer wait here (scored only when asked), dropped if it was thinking.
+            undecided: list[TokenLogprob | None] = []
+
             produced = 0
+            thought = 0  # tokens produced while thinking
             reason: Any = "stop"
             if cancel.cancelled:
                 put(Finished("cancelled", len(tokens), 0, cached))
@@ -423,8 +454,8 @@ class LlamaCppBackend:
             made: list[int] = []
             guarded = request.loop_guard and grammar is None
             penalty = request.repeat_penalty
-            for token in llama.generate(
-                tokens,
+            sampled = _Sampled(llama, tokens)
+            for token in sampled.tokens(
                 temp=request.temperature,
                 top_p=request.top_p,
                 top_k=40,
@@ -441,11 +472,25 @@ class LlamaCppBackend:
                     break
                 produced += 1
                 self.generated_tokens += 1
-                if request.logprobs:
-                    scored.append(token_logprob(llama, token, request.top_logprobs))
+                score = (
+                    token_logprob(llama, token, request.top_logprobs) if request.logprobs else None
+                )
+                before = splitter.state if splitter is not None else "answer"
                 text, hit = stopper.feed(decoder.decode(llama.detokenize([token])))
+                pieces: list[thinking.Piece] = []
                 if text:
-                    router.feed(text)
+                    pieces = splitter.feed(text) if splitter is not None else [TextDelta(text)]
+                after = splitter.state if splitter is not None else "answer"
+                if after == "answer" and before != "thinking":
+                    if request.logprobs:  # before the text they belong to is put
+                        scored.extend(t for t in [*undecided, score] if t is not None)
+                    undecided.clear()
+                elif after == "start":
+                    undecided.append(score)
+                else:
+                    thought += 1 + len(undecided)
+                    undecided.clear()
+                emit(pieces)
                 if hit:
                     break
                 if guarded:
@@ -462,19 +507,30 @@ class LlamaCppBackend:
                 if produced >= budget:
                     reason = "length"
                     break
+                over = request.thinking_budget is not None and thought >= request.thinking_budget
+                if over and splitter is not None and splitter.state == "thinking":
+                    # The thinking's cap: the block is closed for the model, which answers.
+                    feed(decoder.decode(b"", final=True) + CLOSE_THINKING)
+                    sampled.insert(llama.tokenize(CLOSE_THINKING.encode(), False, True))
             tail = stopper.flush() + decoder.decode(b"", final=True)
             if tail:
-                router.feed(tail)
+                feed(tail)
+            if splitter is not None:
+                for piece in splitter.flush():
+                    if isinstance(piece, ReasoningDelta):
+                        put(piece)
+                    else:
+                        router.feed(piece.text)
             routed = router.finish()
             if routed == "repeated" and reason == "stop":
                 log.info("%s: asked again for a result it has: answering", self.model_id)
                 answer = dataclasses.replace(request, tool_mode="none")
-                first = Finished(reason, len(tokens), produced, cached)
+                first = Finished(reason, len(tokens), produced, cached, thought)
                 self._generate(answer, cancel, _after(put, first))
                 return
             if routed == "calls" and reason == "stop":
                 reason = "tool_calls"
-            put(Finished(reason, len(tokens), produced, cached))
+            put(Finished(reason, len(tokens), produced, cached, thought))
         except KotaeError as exc:
             put(exc)
         except Exception as exc:
@@ -495,7 +551,7 @@ class LlamaCppBackend:
                 item = await results.get()
                 if isinstance(item, BaseException):
                     raise item
-                assert isinstance(item, TextDelta | ToolCallDelta | Finished)
+                assert isinstance(item, TextDelta | ReasoningDelta | ToolCallDelta | Finished)
                 yield item
                 if isinstance(item, Finished):
                     return
@@ -511,6 +567,35 @@ class LlamaCppBackend:
         llama, self._llama = self._llama, None
         if llama is not None:
             llama.close()
+
+
+CLOSE_THINKING = f"\n{thinking.CLOSE}\n\n"
+
+
+class _Sampled:
+    """llama.cpp's token generator over a prompt, into which tokens the model did not choose
+    can be put (a thinking block closed at its cap): generation goes on after them, the
+    prompt's cache kept."""
+
+    def __init__(self, llama: Any, prompt: list[int]) -> None:
+        self._llama = llama
+        self._context = list(prompt)
+        self._inserted: list[int] = []
+
+    def insert(self, tokens: list[int]) -> None:
+        self._inserted = tokens
+
+    def tokens(self, **sampling: Any) -> Iterator[int]:
+        while True:
+            for token in self._llama.generate(self._context, **sampling):
+                self._context.append(token)
+                yield token
+                if self._inserted:
+                    break
+            else:
+                return
+            self._context += self._inserted
+            self._inserted = []
 
 
 def _with_logprobs(

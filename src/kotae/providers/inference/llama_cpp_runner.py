@@ -14,6 +14,7 @@ from kotae.providers.inference.base import (
     ChatRequest,
     Finished,
     FunctionSpec,
+    ReasoningDelta,
     StreamChunk,
     TextDelta,
 )
@@ -39,6 +40,7 @@ class LlamaCppRunnerBackend:
         n_gpu_layers: int = 0,
         max_queued: int = 128,
         lora_path: str | None = None,
+        chat_template: str | None = None,
     ) -> None:
         self.model_id = model_id
         self.context_window = context_window
@@ -53,6 +55,7 @@ class LlamaCppRunnerBackend:
             "n_threads": n_threads,
             "n_gpu_layers": n_gpu_layers,
             "lora_path": lora_path,
+            "chat_template": chat_template,
         }
         self.runner = Runner(model_id, "llama_cpp", config, crash_hint=CRASH_HINT)
 
@@ -87,7 +90,7 @@ class LlamaCppRunnerBackend:
         async for chunk in self.runner.stream("stream", request, cancel=cancel):
             if isinstance(chunk, Finished):
                 self.generated_tokens += max(0, chunk.output_tokens - seen)
-            elif isinstance(chunk, TextDelta):
+            elif isinstance(chunk, TextDelta | ReasoningDelta):
                 seen += 1
                 self.generated_tokens += 1
             yield chunk

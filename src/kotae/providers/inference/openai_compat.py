@@ -21,6 +21,7 @@ from kotae.providers.inference.base import (
     ChatRequest,
     Finished,
     FunctionSpec,
+    ReasoningDelta,
     StreamChunk,
     TextDelta,
     TokenLogprob,
@@ -28,6 +29,7 @@ from kotae.providers.inference.base import (
     ToolCallDelta,
     with_system_note,
 )
+from kotae.providers.inference.thinking import ThinkSplitter
 from kotae.providers.inference.upstreams import UpstreamPool
 
 # Failures before the engine saw the request: safe to send it to another server.
@@ -132,7 +134,11 @@ class OpenAICompatBackend:
         }
         if request.stop:
             payload["stop"] = request.stop
+        if request.template_kwargs:
+            payload["chat_template_kwargs"] = request.template_kwargs
+        payload.update(request.body)
         if request.prompt is not None:
+            payload.pop("chat_template_kwargs", None)
             del payload["messages"], payload["max_completion_tokens"]
             payload["prompt"] = request.prompt
             if request.seed is not None:
@@ -224,6 +230,8 @@ class OpenAICompatBackend:
         async for chunk in self._plain(inner, cancel):
             if isinstance(chunk, TextDelta):
                 text += chunk.text
+            elif isinstance(chunk, ReasoningDelta):
+                yield chunk
             elif isinstance(chunk, Finished):
                 finished = chunk
         assert finished is not None
@@ -278,6 +286,8 @@ class OpenAICompatBackend:
         finish: str | None = None
         usage: dict[str, Any] | None = None
         calls = _CallAssembler()
+        splitter = ThinkSplitter(request.opens_thinking)
+        thought = 0  # reasoning deltas, when the usage does not count them
         try:
             async with self._post(self._payload(request)) as resp:
                 if resp.status >= 400:
@@ -300,10 +310,23 @@ class OpenAICompatBackend:
                         usage = chunk["usage"]
                     for choice in chunk.get("choices") or []:
                         delta = choice.get("delta") or {}
+                        thinking = reasoning_of(delta)
+                        if thinking:
+                            output_count += 1
+                            thought += 1
+                            yield ReasoningDelta(thinking)
                         piece = delta.get("content") or choice.get("text")
-                        if piece:
+                        if piece and request.prompt is not None:
                             output_count += 1
                             yield TextDelta(piece, read_logprobs(choice, request))
+                        elif piece:
+                            output_count += 1
+                            for part in splitter.feed(piece):
+                                if isinstance(part, TextDelta):
+                                    part.logprobs = read_logprobs(choice, request)
+                                else:
+                                    thought += 1
+                                yield part
                         for call in delta.get("tool_calls") or []:
                             calls.add(call)
                         if choice.get("finish_reason"):
@@ -314,6 +337,8 @@ class OpenAICompatBackend:
             # A stream cut without finish_reason is not an answer (llama.cpp's server does
             # this when another request interrupts it).
             raise BackendError(f"Model server for '{self.model_id}' ended the stream early.")
+        for part in splitter.flush():
+            yield part
         for call in calls.finished():
             yield ToolCallDelta(call)
         input_tokens = int(usage["prompt_tokens"]) if usage else prompt_estimate
@@ -321,7 +346,14 @@ class OpenAICompatBackend:
         cached = 0
         if usage and isinstance(usage.get("prompt_tokens_details"), dict):
             cached = int(usage["prompt_tokens_details"].get("cached_tokens") or 0)
-        yield Finished(_reason(finish, bool(calls.calls)), input_tokens, output_tokens, cached)
+        reasoning = reasoning_tokens(usage or {}, thought)
+        yield Finished(
+            _reason(finish, bool(calls.calls)),
+            input_tokens,
+            output_tokens,
+            cached,
+            min(reasoning, output_tokens),
+        )
 
     async def _whole(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         payload = self._payload(request)
@@ -340,9 +372,23 @@ class OpenAICompatBackend:
         body = json.loads(text)
         choice = (body.get("choices") or [{}])[0]
         message = choice.get("message") or {}
+        thinking = reasoning_of(message)
+        if thinking:
+            yield ReasoningDelta(thinking)
         content = message.get("content") or choice.get("text") or ""
-        if content:
-            yield TextDelta(content, read_logprobs(choice, request))
+        pieces: list[StreamChunk] = []
+        if content and request.prompt is None:
+            splitter = ThinkSplitter(request.opens_thinking)
+            pieces = [*splitter.feed(content), *splitter.flush()]
+            thinking = thinking or "".join(p.text for p in pieces if isinstance(p, ReasoningDelta))
+        elif content:
+            pieces = [TextDelta(content)]
+        said = "".join(p.text for p in pieces if isinstance(p, TextDelta))
+        for piece in pieces:
+            if isinstance(piece, ReasoningDelta):
+                yield piece
+        if said:
+            yield TextDelta(said, read_logprobs(choice, request))
         assembler = _CallAssembler()
         for i, call in enumerate(message.get("tool_calls") or []):
             assembler.add({**call, "index": i})
@@ -350,11 +396,13 @@ class OpenAICompatBackend:
             yield ToolCallDelta(call)
         usage = body.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
+        output_tokens = int(usage.get("completion_tokens") or 0)
         yield Finished(
             _reason(choice.get("finish_reason"), bool(assembler.calls)),
             int(usage.get("prompt_tokens") or estimate_tokens(request.messages)),
-            int(usage.get("completion_tokens") or 0),
+            output_tokens,
             int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+            min(reasoning_tokens(usage, len(thinking) // 4 if thinking else 0), output_tokens),
         )
 
     async def close(self) -> None:
@@ -362,6 +410,26 @@ class OpenAICompatBackend:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def reasoning_of(delta: dict[str, Any]) -> str:
+    """The thinking in a chat-completions delta or message, as each engine names it: vLLM's
+    `reasoning` (and its older `reasoning_content`, both sent by versions in between),
+    llama.cpp server's and SGLang's `reasoning_content`, Ollama's `reasoning` (`thinking`
+    on its own API)."""
+    for name in ("reasoning_content", "reasoning", "thinking"):
+        value = delta.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def reasoning_tokens(usage: dict[str, Any], counted: int) -> int:
+    """The usage's reasoning tokens where the engine reports them, else `counted`."""
+    details = usage.get("completion_tokens_details")
+    if isinstance(details, dict) and details.get("reasoning_tokens") is not None:
+        return int(details["reasoning_tokens"])
+    return counted
 
 
 def read_logprobs(choice: dict[str, Any], request: ChatRequest) -> list[TokenLogprob] | None:
@@ -435,6 +503,12 @@ def _wire_message(m: ChatMessage) -> dict[str, Any]:
         ]
     if m.tool_call_id:
         out["tool_call_id"] = m.tool_call_id
+    if m.reasoning:
+        # Both spellings: vLLM reads `reasoning` (older versions `reasoning_content`, as
+        # llama.cpp's server does), Ollama `reasoning`. A template that drops past thinking
+        # drops it there.
+        out["reasoning_content"] = m.reasoning
+        out["reasoning"] = m.reasoning
     return out
 
 

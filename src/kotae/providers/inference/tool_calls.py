@@ -54,40 +54,36 @@ def template_messages(messages: list[ChatMessage], native: bool) -> list[dict[st
     tool results itself; otherwise they are written into the text."""
     out: list[dict[str, Any]] = []
     for m in messages:
-        if m.role == "tool":
-            if native:
-                out.append({"role": "tool", "content": m.content, "tool_call_id": m.tool_call_id})
-            else:
-                out.append(
-                    {"role": "user", "content": f"<tool_response>\n{m.content}\n</tool_response>"}
-                )
-        elif m.role == "assistant" and m.tool_calls:
-            if native:
-                out.append(
-                    {
-                        "role": "assistant",
-                        "content": m.content or "",
-                        "tool_calls": [
-                            {
-                                "id": c.call_id,
-                                "type": "function",
-                                "function": {"name": c.name, "arguments": _as_object(c.arguments)},
-                            }
-                            for c in m.tool_calls
-                        ],
-                    }
-                )
-            else:
-                calls = "\n".join(write_call(c) for c in m.tool_calls)
-                out.append(
-                    {
-                        "role": "assistant",
-                        "content": f"{m.content}\n{calls}" if m.content else calls,
-                    }
-                )
+        if m.role == "assistant" and m.reasoning:
+            # Where the template takes past thinking (Qwen3's, DeepSeek-R1's); most drop it.
+            out.append({**_templated(m, native), "reasoning_content": m.reasoning})
         else:
-            out.append({"role": m.role, "content": m.content})
+            out.append(_templated(m, native))
     return out
+
+
+def _templated(m: ChatMessage, native: bool) -> dict[str, Any]:
+    if m.role == "tool":
+        if native:
+            return {"role": "tool", "content": m.content, "tool_call_id": m.tool_call_id}
+        return {"role": "user", "content": f"<tool_response>\n{m.content}\n</tool_response>"}
+    if m.role != "assistant" or not m.tool_calls:
+        return {"role": m.role, "content": m.content}
+    if not native:
+        calls = "\n".join(write_call(c) for c in m.tool_calls)
+        return {"role": "assistant", "content": f"{m.content}\n{calls}" if m.content else calls}
+    return {
+        "role": "assistant",
+        "content": m.content or "",
+        "tool_calls": [
+            {
+                "id": c.call_id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": _as_object(c.arguments)},
+            }
+            for c in m.tool_calls
+        ],
+    }
 
 
 def write_call(call: ToolCall) -> str:

@@ -18,6 +18,7 @@ from kotae.schemas.responses import (
     InputFile,
     InputImage,
     MessageItem,
+    ReasoningItem,
     Refusal,
 )
 from kotae.services.responses import compaction
@@ -83,6 +84,14 @@ def normalize_input(
                     "status": "completed",
                 }
             )
+        elif isinstance(item, ReasoningItem):
+            items.append(
+                {
+                    **item.model_dump(exclude_none=True),
+                    "id": item.id or ids.new_id("rs"),
+                    "summary": [s.model_dump() for s in item.summary],
+                }
+            )
         elif isinstance(item, CustomToolCallItem):
             items.append(
                 {
@@ -139,6 +148,7 @@ _INPUT_TYPES: dict[str, type[Any]] = {
     "function_call_output": FunctionCallOutputItem,
     "custom_tool_call": CustomToolCallItem,
     "custom_tool_call_output": CustomToolCallOutputItem,
+    "reasoning": ReasoningItem,
 }
 
 
@@ -285,8 +295,12 @@ def to_chat_messages(
     assistant turn they belong to; their outputs become tool turns. Image and file parts take
     what `media` resolved for them."""
     messages: list[ChatMessage] = []
+    thought = ""  # a reasoning item's text, for the assistant turn that follows it
     for item in compaction.apply(items):
         kind = item.get("type", "message")
+        if kind == "reasoning":
+            thought = reasoning_text(item)
+            continue
         if kind == "message":
             role = _ROLES.get(item.get("role", "user"), "user")
             message = ChatMessage(role=role, content=item_text(item))
@@ -365,4 +379,18 @@ def to_chat_messages(
             messages.append(
                 ChatMessage("tool", str(item.get("output", "")), tool_call_id=item["call_id"])
             )
+        if thought and messages:
+            last = messages[-1]
+            if last.role == "assistant" and not last.reasoning:
+                last.reasoning = thought
+            thought = ""
     return messages
+
+
+def reasoning_text(item: dict[str, Any]) -> str:
+    """A reasoning item's thinking: its text, else its summary (all some servers keep)."""
+    parts = item.get("content") or []
+    text = "".join(str(p.get("text", "")) for p in parts if p.get("type") == "reasoning_text")
+    if not text:
+        text = "\n\n".join(str(p.get("text", "")) for p in item.get("summary") or [])
+    return text

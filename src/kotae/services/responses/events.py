@@ -35,12 +35,13 @@ from kotae.services.responses.event_base import (
     StreamEvent,
     delta_logprob,
 )
+from kotae.services.responses.reasoning_events import ReasoningItemEvents
 from kotae.services.responses.tool_events import ToolItemEvents
 
 __all__ = ["OutputTextDelta", "ResponseEmitter", "StreamEvent", "delta_logprob"]
 
 
-class ResponseEmitter(ToolItemEvents):
+class ResponseEmitter(ToolItemEvents, ReasoningItemEvents):
     """Builds the events of one response while keeping `response` (the snapshot) current."""
 
     def created(self) -> ResponseStreamEvent:

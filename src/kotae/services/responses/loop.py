@@ -24,6 +24,7 @@ from kotae.providers.inference.base import (
     ChatRequest,
     Finished,
     FunctionSpec,
+    ReasoningDelta,
     TextDelta,
     ToolCall,
     ToolCallDelta,
@@ -32,6 +33,7 @@ from kotae.providers.inference.base import (
 )
 from kotae.services.responses.builtin import BuiltinTool, Outcome, ToolRun
 from kotae.services.responses.events import StreamEvent
+from kotae.services.responses.reasoning import ReasoningPlan, TurnThoughts
 from kotae.services.responses.tools import ToolSetup
 
 ANSWER_DIRECTLY = FunctionSpec(
@@ -47,18 +49,22 @@ class LoopEnd:
     """How the loop ended."""
 
     finished: Finished  # the last model turn's
-    spent: list[int] = field(default_factory=lambda: [0, 0, 0])  # input, output, cached before
+    # input, output, cached and reasoning tokens before it
+    spent: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     cites: list[Callable[[str], list[dict[str, Any]]]] = field(default_factory=list)
     turns: int = 0  # model turns, decisions included
     # The response waits for the client: a call of its tool, or an approval request.
     for_client: bool = False
 
 
-def plus(spent: list[int], turn: Finished) -> list[int]:
+def plus(spent: list[int], turn: Finished | None) -> list[int]:
+    if turn is None:
+        return spent
     return [
         spent[0] + turn.input_tokens,
         spent[1] + turn.output_tokens,
         spent[2] + turn.cached_tokens,
+        spent[3] + turn.reasoning_tokens,
     ]
 
 
@@ -74,7 +80,9 @@ class AgentLoop:
         max_tool_calls: int | None,
         max_turns: int,
         client_call_events: Callable[[ToolCall], Sequence[StreamEvent]],
+        reasoning: ReasoningPlan | None = None,
     ) -> None:
+        self._reasoning = reasoning or ReasoningPlan()
         self._backend = backend
         self._base = base
         self._setup = setup
@@ -108,7 +116,7 @@ class AgentLoop:
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         messages = list(self._base.messages)
-        spent = [0, 0, 0]
+        spent = [0, 0, 0, 0]
         cites: list[Callable[[str], list[dict[str, Any]]]] = []
         ran: set[int] = set()  # built-ins that ran (the constrained strategy runs each once)
         turn = 0
@@ -157,8 +165,12 @@ class AgentLoop:
             calls: list[ToolCall] = []
             finished: Finished | None = None
             emitter = self._run.emitter
-            async for chunk in self._backend.stream(request, self._run.cancel.child()):
-                if isinstance(chunk, TextDelta):
+            thoughts = TurnThoughts(emitter, self._backend, self._reasoning, self._run.cancel)
+            chunks = self._backend.stream(request, self._run.cancel.child())
+            async for chunk in thoughts.through(chunks):
+                if not isinstance(chunk, TextDelta | ReasoningDelta | ToolCallDelta | Finished):
+                    yield chunk  # the reasoning item's events
+                elif isinstance(chunk, TextDelta):
                     if not emitter.message_open:
                         for event in emitter.start_message():
                             yield event
@@ -166,9 +178,10 @@ class AgentLoop:
                     yield emitter.text_delta(chunk.text, chunk.logprobs)
                 elif isinstance(chunk, ToolCallDelta):
                     calls.append(chunk.call)
-                else:
+                elif isinstance(chunk, Finished):
                     finished = chunk
             assert finished is not None
+            spent = plus(spent, thoughts.summary_cost)
             turn += 1
             if not self._base.parallel_tool_calls:
                 calls = calls[:1]
@@ -201,7 +214,7 @@ class AgentLoop:
                 self.end = LoopEnd(finished, spent, cites, turn, for_client=True)
                 return
             spent = plus(spent, finished)
-            messages = self._fed(messages, text, fed)
+            messages = self._fed(messages, text, fed, thoughts.reasoning)
 
     async def _called(
         self,
@@ -226,7 +239,9 @@ class AgentLoop:
         assert self._last is not None, "a built-in tool's run ends with its Outcome"
         return self._last
 
-    def _fed(self, messages: list[ChatMessage], text: str, fed: list[Outcome]) -> list[ChatMessage]:
+    def _fed(
+        self, messages: list[ChatMessage], text: str, fed: list[Outcome], reasoning: str = ""
+    ) -> list[ChatMessage]:
         """The messages with the tools' results for the next turn: as tool turns after the
         assistant's calls (native), or in the system turn (constrained: small models read it
         there best)."""
@@ -242,7 +257,8 @@ class AgentLoop:
             for o in fed
             if o.call is not None
         ]
-        return [*messages, ChatMessage("assistant", text, tool_calls=calls), *results]
+        said = ChatMessage("assistant", text, tool_calls=calls, reasoning=reasoning)
+        return [*messages, said, *results]
 
     async def _decision(self, request: ChatRequest) -> tuple[ToolCall | None, Finished]:
         call: ToolCall | None = None

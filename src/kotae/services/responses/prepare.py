@@ -37,6 +37,8 @@ from kotae.services.responses.context import BIG_THREAD, PromptContext, build_co
 from kotae.services.responses.convert import normalize_input, to_chat_messages
 from kotae.services.responses.events import ResponseEmitter
 from kotae.services.responses.media import Media, MediaResolver, has_media
+from kotae.services.responses.reasoning import check_reasoning
+from kotae.services.responses.sealing import Sealer
 from kotae.services.responses.shell import new_response
 from kotae.services.responses.summary import summarize
 from kotae.services.responses.tools import ToolSetup, parse_tools
@@ -85,6 +87,7 @@ class Preparer:
         self._conversations = conversations
         self._media = media
         self.prompts: PromptsService | None = None  # reusable prompts (`prompt` on a create)
+        self.sealer: Sealer | None = None  # opens reasoning sent back encrypted
 
     async def prepare(self, project_id: str, req: CreateResponse) -> Prepared:
         """Everything that can reject a request, before any event is sent. The request holds
@@ -102,6 +105,11 @@ class Preparer:
         if not model:
             raise InvalidRequest("Missing required parameter: 'model'.", param="model")
         entry, backend, admission = await self.model(model, project_id)
+        try:
+            check_reasoning(req, entry.config, model)
+        except InvalidRequest:
+            admission.release()
+            raise
         prepared = await admission.hold(
             self._prepare(project_id, req, tools, entry, backend, template)
         )
@@ -124,6 +132,7 @@ class Preparer:
             new_items = await asyncio.to_thread(normalize_input, given)  # not on the loop
         else:
             new_items = normalize_input(given)
+        self._open_sealed(project_id, new_items)
         instructions = req.instructions
         if template is not None:
             # The prompt's messages come first, then the request's own input.
@@ -178,6 +187,24 @@ class Preparer:
         if conversation_id is not None:
             prepared.response.conversation = ResponseConversation(id=conversation_id)
         return prepared
+
+    def _open_sealed(self, project_id: str, items: Items) -> None:
+        """Reasoning items sent back with their `encrypted_content`: opened (this server's,
+        this project's, unchanged, or a 400) so the model sees its earlier thinking."""
+        for i, item in enumerate(items):
+            blob = item.get("encrypted_content") if item.get("type") == "reasoning" else None
+            if blob is None:
+                continue
+            opened = self.sealer.open(project_id, blob) if self.sealer is not None else None
+            if opened is None:
+                raise InvalidRequest(
+                    f"Invalid 'input[{i}].encrypted_content': it was not sealed by this "
+                    "server for this project, or it was changed.",
+                    param=f"input[{i}].encrypted_content",
+                    code="invalid_encrypted_content",
+                )
+            if not item.get("content"):
+                item["content"] = [{"type": "reasoning_text", "text": opened}]
 
     async def model(self, name: str, project_id: str) -> tuple[ModelEntry, ChatBackend, Admission]:
         """The model a request names, its engine, and a place in that engine's queue (a 429

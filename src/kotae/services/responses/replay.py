@@ -60,6 +60,18 @@ def replay_events(response: Response, sequence_end: int | None = None) -> list[S
         if item.type in ("shell_call", "local_shell_call", "apply_patch_call"):
             events.extend(emitter.whole_item(item))
             continue
+        if item.type == "reasoning":
+            events.extend(emitter.start_reasoning(item.id))
+            text = "".join(part.text for part in item.content or [])
+            if text:
+                events.append(emitter.reasoning_delta(text))
+            events.extend(emitter.finish_reasoning_text())
+            for summary in item.summary:
+                events.append(emitter.start_summary())
+                events.append(emitter.summary_delta(summary.text))
+                events.extend(emitter.finish_summary())
+            events.append(emitter.finish_reasoning(item.encrypted_content))
+            continue
         if item.type != "message":
             continue
         events.extend(emitter.start_message(item.id))

@@ -7,6 +7,7 @@ stream drained."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +33,13 @@ from kotae.services.responses.convert import item_text
 from kotae.services.responses.events import ResponseEmitter, StreamEvent
 from kotae.services.responses.loop import AgentLoop, plus
 from kotae.services.responses.prepare import Prepared
+from kotae.services.responses.reasoning import (
+    ENCRYPTED,
+    ReasoningPlan,
+    apply_effort,
+    summary_mode,
+)
+from kotae.services.responses.sealing import Sealer
 from kotae.storage.repositories.responses import ResponseRepository
 
 LOGPROBS = "message.output_text.logprobs"
@@ -58,6 +66,7 @@ class Runner:
         self._owner = owner
         self._conversations = conversations
         self._metrics = metrics
+        self.sealer: Sealer | None = None  # seals reasoning for include=[ENCRYPTED]
 
     async def create(self, p: Prepared, cancel: CancelToken | None = None) -> Response:
         """A plain (non-streamed) response: the event stream, drained. `cancel` is set when
@@ -96,7 +105,7 @@ class Runner:
         if background:
             yield emitter.queued()
         yield emitter.in_progress()
-        spent = [0, 0, 0]  # input, output, cached tokens of turns before the answer
+        spent = [0, 0, 0, 0]  # input, output, cached, reasoning tokens before the answer
         if p.compaction is not None and p.compaction_cost is not None:
             for event in emitter.whole_item(p.compaction):
                 yield event
@@ -113,15 +122,17 @@ class Runner:
             history=p.history,
             new_items=p.new_items,
         )
+        base = chat_request(p)
         loop = AgentLoop(
             p.backend,
-            chat_request(p),
+            base,
             p.tools,
             run,
             native=p.entry.config.native_tools,
             max_tool_calls=p.request.max_tool_calls,
             max_turns=self._settings.max_model_turns,
             client_call_events=lambda call: client_call_events(emitter, p, call),
+            reasoning=self.reasoning_plan(p, base),
         )
         try:
             async for step in loop.events():
@@ -174,6 +185,35 @@ class Runner:
         # this response as previous_response_id finds it.
         await self.persist(p, emitter.response, background)
         yield terminal
+
+    def reasoning_plan(self, p: Prepared, base: ChatRequest) -> ReasoningPlan:
+        """What this response does with the model's thinking: a summary pass when asked (the
+        model with its thinking turned down), a sealed copy when included."""
+        sealer = self.sealer
+        project = p.project_id
+        cfg = p.entry.config
+        summary = summary_mode(p.request)
+        return ReasoningPlan(
+            summary=summary,
+            seal=(lambda text: sealer.seal(project, text))
+            if sealer is not None and ENCRYPTED in (p.request.include or [])
+            else None,
+            summary_request=apply_effort(
+                dataclasses.replace(
+                    base,
+                    response_format=None,
+                    logprobs=False,
+                    top_logprobs=0,
+                    temperature=0.2,
+                    template_kwargs={},
+                    body={},
+                ),
+                cfg,
+                "none",
+            )
+            if summary
+            else None,
+        )
 
     async def persist(self, p: Prepared, response: Response, background: bool) -> None:
         conversation = response.conversation
@@ -249,7 +289,8 @@ def chat_request(p: Prepared) -> ChatRequest:
         response_format = {"type": "json_schema", "name": fmt.name, "schema": fmt.schema_}
     elif fmt is not None and fmt.type == "json_object":
         response_format = {"type": "json_object"}
-    return ChatRequest(
+    effort = p.request.reasoning.effort if p.request.reasoning is not None else None
+    request = ChatRequest(
         messages=p.context.messages,
         max_tokens=p.context.max_output_tokens,
         temperature=float(r.temperature if r.temperature is not None else 1.0),
@@ -262,6 +303,7 @@ def chat_request(p: Prepared) -> ChatRequest:
         repeat_penalty=p.entry.config.repeat_penalty,
         loop_guard=p.entry.config.loop_guard,
     )
+    return apply_effort(request, p.entry.config, effort)
 
 
 def client_call_events(
@@ -285,7 +327,8 @@ def client_call_events(
 
 
 def usage_of(finished: Finished, spent: list[int]) -> ResponseUsage:
-    """The answer's tokens plus those `spent` (input, output, cached) on turns before it."""
+    """The answer's tokens plus those `spent` (input, output, cached, reasoning) on turns
+    before it."""
     return ResponseUsage.model_validate(
         {
             "input_tokens": finished.input_tokens + spent[0],
@@ -294,7 +337,9 @@ def usage_of(finished: Finished, spent: list[int]) -> ResponseUsage:
                 "cache_write_tokens": 0,
             },
             "output_tokens": finished.output_tokens + spent[1],
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {
+                "reasoning_tokens": finished.reasoning_tokens + spent[3],
+            },
             "total_tokens": finished.input_tokens + finished.output_tokens + spent[0] + spent[1],
         }
     )

@@ -36,6 +36,7 @@ from kotae.services.responses.events import StreamEvent
 from kotae.services.responses.media import MediaResolver
 from kotae.services.responses.prepare import Prepared, Preparer
 from kotae.services.responses.run import Runner, usage_of
+from kotae.services.responses.sealing import Sealer
 from kotae.services.responses.store import StoredResponses
 from kotae.services.responses.summary import summarize
 from kotae.services.vector_stores.service import VectorStoresService
@@ -57,6 +58,7 @@ class ResponsesService:
         metrics: Metrics | None = None,
         containers: ContainersService | None = None,
         prompts: PromptsService | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         # This process, as the owner of the responses it runs (leases in the store).
         self.owner = secrets.token_hex(8)
@@ -65,7 +67,9 @@ class ResponsesService:
             settings, registry, repo, tool_deps, conversations, media, metrics
         )
         self._preparer.prompts = prompts
+        self._preparer.sealer = sealer
         self._runner = Runner(settings, repo, tool_deps, self.owner, conversations, metrics)
+        self._runner.sealer = sealer
         self._background = Background(settings, repo, self._preparer, self._runner, self.owner)
         self._stored = StoredResponses(repo, self._background)
 
@@ -118,7 +122,7 @@ class ResponsesService:
             "object": "response.compaction",
             "created_at": int(time.time()),
             "output": [*compaction.kept_messages(items), compaction.item(summary)],
-            "usage": usage_of(finished, [0, 0, 0]).model_dump(mode="json"),
+            "usage": usage_of(finished, [0, 0, 0, 0]).model_dump(mode="json"),
         }
 
     # -- stored responses --------------------------------------------------------------------

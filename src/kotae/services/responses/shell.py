@@ -11,6 +11,7 @@ from openai.types.responses import Response
 from kotae import ids
 from kotae.schemas.responses import CreateResponse, FormatJsonObject, FormatJsonSchema
 from kotae.services.models import ModelEntry
+from kotae.services.responses.reasoning import reasoning_echo
 from kotae.services.responses.tools import ToolSetup
 
 
@@ -62,7 +63,7 @@ def new_response(req: CreateResponse, entry: ModelEntry, tools: ToolSetup) -> Re
             "safety_identifier": req.safety_identifier,
             "prompt_cache_key": req.prompt_cache_key,
             "prompt": _prompt_echo(req),
-            "reasoning": {"effort": None, "summary": None},
+            "reasoning": reasoning_echo(req, cfg),
             "service_tier": "default",
             "top_logprobs": req.top_logprobs or 0,
             # No "usage" until the end: optional and never null in OpenAI's schema.
