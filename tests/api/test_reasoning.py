@@ -6,6 +6,7 @@ trips and a tampered blob is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -341,3 +342,63 @@ def test_bodies_and_events_match_the_spec(srv: Server) -> None:
         http.close()
     assert recorder.events > 20 and recorder.bodies > recorder.events
     assert not recorder.violations, recorder.violations[:5]
+
+
+def test_the_agents_sdk_keeps_thinking_across_two_stateless_turns(
+    srv: Server, engines: dict[str, ThinkingEngine]
+) -> None:
+    from agents import Agent, ModelSettings, OpenAIResponsesModel, Runner, set_tracing_disabled
+    from openai import AsyncOpenAI
+    from openai.types.shared import Reasoning
+
+    set_tracing_disabled(True)
+    client = AsyncOpenAI(base_url=srv.base_url, api_key=new_key(srv.env, "agents"), max_retries=0)
+    agent = Agent(
+        name="Thinker",
+        instructions="Be brief.",
+        model=OpenAIResponsesModel(model="vllm_qwen3", openai_client=client),
+        model_settings=ModelSettings(
+            store=False,
+            reasoning=Reasoning(effort="low", summary="auto"),
+            response_include=["reasoning.encrypted_content"],
+        ),
+    )
+
+    async def two_turns() -> tuple[Any, Any]:
+        first = await Runner.run(agent, "hello")
+        again = [*first.to_input_list(), {"role": "user", "content": "again"}]
+        return first, await Runner.run(agent, again)
+
+    first, second = asyncio.run(two_turns())
+    assert first.final_output == ANSWER and second.final_output == ANSWER
+    kept = [i for i in first.to_input_list() if i.get("type") == "reasoning"]
+    assert kept and kept[0]["encrypted_content"].startswith("kotae-rs1.")
+    assert [s["text"] for s in kept[0]["summary"]] == [SUMMARY]
+    # The second turn's engine request carried the first turn's thinking back.
+    answers = [
+        m
+        for body in engines["vllm_qwen3"].requests
+        if "Summarize the reasoning" not in str(body["messages"][0]["content"])
+        for m in body["messages"]
+        if m["role"] == "assistant"
+    ]
+    assert answers[-1]["reasoning"] == REASONING
+
+
+def test_chat_completions_map_effort_and_keep_tags_out(
+    c: OpenAI, engines: dict[str, ThinkingEngine]
+) -> None:
+    done = c.chat.completions.create(
+        model="raw_think", messages=[{"role": "user", "content": "hello"}], reasoning_effort="none"
+    )
+    assert done.choices[0].message.content == ANSWER  # the <think> block is not the answer
+    assert engines["raw_think"].requests[-1]["chat_template_kwargs"] == {"enable_thinking": False}
+    streamed = c.chat.completions.create(
+        model="raw_think", messages=[{"role": "user", "content": "hello"}], stream=True
+    )
+    assert "".join(ch.choices[0].delta.content or "" for ch in streamed if ch.choices) == ANSWER
+    with pytest.raises(openai.BadRequestError) as got:
+        c.chat.completions.create(
+            model="plain", messages=[{"role": "user", "content": "hi"}], reasoning_effort="low"
+        )
+    assert got.value.param == "reasoning_effort"

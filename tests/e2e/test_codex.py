@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import OPS, Server, new_key
+from tests.standins import ThinkingEngine
 
 CODEX = Path(__file__).resolve().parents[2] / ".tools" / "codex" / "node_modules" / ".bin" / "codex"
 # Codex's instructions and tools fill ~8.8k tokens: more than SmolLM2's trained 8k window.
@@ -57,3 +58,53 @@ def test_codex_exec_completes_a_turn(tmp_path: Path) -> None:
         assert 'kotae_tools_unavailable_total{tool="web_search"}' in metrics
     finally:
         srv.stop()
+
+
+@pytest.mark.skipif(not CODEX.exists(), reason="npm install --prefix .tools/codex @openai/codex")
+def test_codex_shows_a_thinking_models_reasoning(tmp_path: Path) -> None:
+    engine = ThinkingEngine("vllm_qwen3")
+    models = [
+        {
+            "id": "qwen3-thinking",
+            "backend": "openai_compat",
+            "base_url": engine.url,
+            "context_window": 32768,
+            "thinking": {"family": "qwen3"},
+        }
+    ]
+    srv = Server(tmp_path / "data", KOTAE_MODELS=json.dumps(models))
+    try:
+        home = tmp_path / "codex-home"
+        home.mkdir()
+        (home / "config.toml").write_text(
+            'model = "qwen3-thinking"\nmodel_provider = "kotae"\n'
+            "show_raw_agent_reasoning = true\nmodel_reasoning_summary = \"concise\"\n"
+            "model_reasoning_effort = \"low\"\n\n"
+            "[model_providers.kotae]\n"
+            f'name = "kotae"\nbase_url = "{srv.base_url}"\nenv_key = "KOTAE_KEY"\n'
+            'wire_api = "responses"\n'
+        )
+        work = tmp_path / "work"
+        work.mkdir()
+        env = {**os.environ, "CODEX_HOME": str(home), "KOTAE_KEY": new_key(srv.env, "codex")}
+        env.pop("OPENAI_API_KEY", None)
+        out = subprocess.run(
+            [str(CODEX), "exec", "--skip-git-repo-check", "Say hello."],
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        shown = out.stdout + out.stderr
+        assert out.returncode == 0, shown[-3000:]
+        # Codex shows the thinking (show_raw_agent_reasoning), then the answer.
+        assert "Okay, the user says hello. I should greet them back.\ncodex\nHello!" in shown
+        # It sent its effort and asked for a summary, which the same model wrote.
+        asked = [str(r["messages"][0]["content"]) for r in engine.requests]
+        assert any("Summarize the reasoning" in a for a in asked)
+        assert engine.requests[0]["chat_template_kwargs"] == {"enable_thinking": True}
+    finally:
+        srv.stop()
+        engine.close()

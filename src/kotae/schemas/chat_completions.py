@@ -60,5 +60,5 @@ class CreateChatCompletion(WithMetadata):
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     service_tier: str | None = None
-    reasoning_effort: str | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     verbosity: str | None = None

@@ -32,6 +32,7 @@ from kotae.schemas.chat_completions import ChatMessageIn, CreateChatCompletion
 from kotae.services.models import ModelRegistry
 from kotae.services.responses.context import refuse_oversized
 from kotae.services.responses.media import MediaResolver, has_media
+from kotae.services.responses.reasoning import apply_effort, check_effort
 from kotae.services.responses.tools import parse_tools
 
 _ROLES: dict[str, Role] = {
@@ -63,6 +64,7 @@ class ChatCompletionsService:
         if req.top_logprobs and not req.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs set to true.", param="top_logprobs")
         entry = await asyncio.to_thread(self._registry.resolve, req.model, project_id)
+        check_effort(req.reasoning_effort, entry.config, req.model, "reasoning_effort")
         backend = self._registry.backend_for(entry)
         admission = admit(backend)
         chat = await admission.hold(self._chat_request(project_id, req, entry, backend))
@@ -118,7 +120,7 @@ class ChatCompletionsService:
             repeat_penalty=entry.config.repeat_penalty,
             loop_guard=entry.config.loop_guard,
         )
-        return chat
+        return apply_effort(chat, entry.config, req.reasoning_effort)
 
     async def create(
         self,

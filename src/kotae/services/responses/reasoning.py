@@ -47,19 +47,24 @@ def summary_mode(req: CreateResponse) -> str | None:
 
 
 def check_reasoning(req: CreateResponse, cfg: ModelConfig, asked_as: str) -> None:
-    """`reasoning.effort` on a model that does not think is refused, as OpenAI refuses it for
-    its models that do not reason; unless the client asked for one of OpenAI's reasoning
-    models by name (Codex does, and sends an effort whatever serves it). A summary alone
-    asks nothing of the model and is accepted."""
+    """A summary alone asks nothing of the model and is accepted (Codex sends it to every
+    model); an effort must be one the model can follow."""
     effort = req.reasoning.effort if req.reasoning is not None else None
+    check_effort(effort, cfg, asked_as, "reasoning.effort")
+
+
+def check_effort(effort: str | None, cfg: ModelConfig, asked_as: str, param: str) -> None:
+    """An effort on a model that does not think is refused, as OpenAI refuses it for its
+    models that do not reason; unless the client asked for one of OpenAI's reasoning models
+    by name (Codex does, and sends an effort whatever serves it here)."""
     if effort is None or cfg.thinking is not None:
         return
     if any(fnmatch.fnmatchcase(asked_as, name) for name in OPENAI_REASONING_NAMES):
         return
     raise InvalidRequest(
-        f"Unsupported parameter: 'reasoning.effort' is not supported with this model "
+        f"Unsupported parameter: '{param}' is not supported with this model "
         f"('{cfg.id}' does not reason; its config has no thinking table).",
-        param="reasoning.effort",
+        param=param,
         code="unsupported_parameter",
     )
 
