@@ -402,3 +402,22 @@ def test_chat_completions_map_effort_and_keep_tags_out(
             model="plain", messages=[{"role": "user", "content": "hi"}], reasoning_effort="low"
         )
     assert got.value.param == "reasoning_effort"
+
+
+def test_a_background_response_streams_and_resumes_its_reasoning(c: OpenAI) -> None:
+    events = list(
+        c.responses.create(
+            model="llamacpp_qwen3",
+            input="hello",
+            background=True,
+            stream=True,
+            reasoning={"summary": "auto"},
+        )
+    )
+    assert_stream_grammar(events)
+    final = events[-1].response
+    assert reasoning_of(final).summary[0].text == SUMMARY
+    # A client that resumes after the third event gets the rest, reasoning deltas included.
+    resumed = list(c.responses.retrieve(final.id, stream=True, starting_after=2))
+    assert [e.sequence_number for e in resumed] == [e.sequence_number for e in events[3:]]
+    assert "response.reasoning_text.delta" in [e.type for e in resumed]
