@@ -288,3 +288,34 @@ def test_webhooks_page_adds_an_endpoint_and_shows_its_deliveries(page: Any, srv:
     page.once("dialog", lambda d: d.accept())
     page.locator("#hooks-table tr button").first.click()
     page.wait_for_selector("#hooks-table tbody tr", state="detached")
+
+
+def test_prompts_page_saves_versions_that_responses_render(page: Any, srv: Server) -> None:
+    from openai import OpenAI
+
+    key = new_key(srv.env, "team-prompts")
+    sign_in(page, srv, key)
+    page.click("#tabs button[data-tab=prompts]")
+    page.fill("#prompt-name", "<img src=x onerror=alert(1)>")
+    page.fill("#prompt-instructions", "Answer in one word about {{topic}}.")
+    page.fill("#prompt-variables", '{"topic": "cats"}')
+    page.click("#prompt-form button")
+    page.wait_for_selector("#prompts-table td:text-is('1')")
+    prompt_id = page.input_value("#prompt-id")
+    assert prompt_id.startswith("pmpt_")
+    # The name is shown as text, never as markup.
+    assert page.locator("#prompts-table img").count() == 0
+    page.fill("#prompt-instructions", "Answer in two words about {{topic}}.")
+    page.click("#prompt-form button")
+    page.wait_for_selector("#prompts-table td:text-is('2')")
+    client = OpenAI(base_url=srv.base_url, api_key=key, max_retries=0)
+    r = client.responses.create(
+        model=FAST_MODEL, prompt={"id": prompt_id, "variables": {"topic": "dogs"}}, input="Go."
+    )
+    assert r.instructions == "Answer in two words about dogs."
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#prompts-table tr button:text('Delete')").first.click()
+    page.wait_for_selector("#prompts-table tbody tr", state="detached")
+    assert client.models.list()  # the project's key still works; the prompt is gone:
+    with pytest.raises(Exception, match="pmpt_"):
+        client.responses.create(model=FAST_MODEL, prompt={"id": prompt_id}, input="Go.")

@@ -122,6 +122,7 @@ const loaders = {
   files: loadFiles,
   "fine-tuning": loadJobs,
   models: loadModels,
+  prompts: loadPrompts,
   webhooks: loadHooks,
   keys: loadKeys,
 };
@@ -532,6 +533,54 @@ async function deleteModel(id) {
   try { await api("DELETE", `/models/${encodeURIComponent(id)}`); await loadModels(); } catch (err) { showError("#models-error", err); }
 }
 
+// -- prompts (the project's reusable prompts, each with its versions) ----------------------
+
+async function loadPrompts() {
+  try {
+    const list = await api("GET", "/prompts?limit=100");
+    rows("#prompts-table", list.data, (p) => [
+      p.id, p.version, p.name || "", p.model || "", (p.instructions || "").slice(0, 80),
+      Object.keys(p.variables || {}).join(", "), when(p.created_at),
+      el("span", {},
+        el("button", { text: "Edit", onclick: () => editPrompt(p) }),
+        el("button", { text: "Delete", onclick: () => deletePrompt(p.id) })),
+    ]);
+    showError("#prompts-error", "");
+  } catch (err) { showError("#prompts-error", err); }
+}
+
+function editPrompt(p) {
+  $("#prompt-id").value = p.id;
+  $("#prompt-name").value = p.name || "";
+  $("#prompt-model").value = p.model || "";
+  $("#prompt-instructions").value = p.instructions || "";
+  $("#prompt-variables").value = p.variables ? JSON.stringify(p.variables) : "";
+}
+
+async function savePrompt(event) {
+  event.preventDefault();
+  try {
+    const body = { instructions: $("#prompt-instructions").value };
+    for (const [field, id] of [["name", "#prompt-name"], ["model", "#prompt-model"]]) {
+      if ($(id).value.trim()) body[field] = $(id).value.trim();
+    }
+    if ($("#prompt-variables").value.trim()) {
+      try { body.variables = JSON.parse($("#prompt-variables").value); } catch (err) {
+        throw new Error("The variables are not JSON: " + err.message);
+      }
+    }
+    const id = $("#prompt-id").value.trim();
+    const saved = await api("POST", id ? `/prompts/${encodeURIComponent(id)}/versions` : "/prompts", body);
+    $("#prompt-id").value = saved.id;
+    await loadPrompts();
+  } catch (err) { showError("#prompts-error", err); }
+}
+
+async function deletePrompt(id) {
+  if (!confirm(`Delete ${id} and all its versions?`)) return;
+  try { await api("DELETE", `/prompts/${encodeURIComponent(id)}`); await loadPrompts(); } catch (err) { showError("#prompts-error", err); }
+}
+
 // -- webhooks (the project's endpoints and its delivery log) -------------------------------
 
 async function loadHooks() {
@@ -626,5 +675,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#job-cancel").addEventListener("click", cancelJob);
   $("#key-form").addEventListener("submit", createKey);
   $("#hook-form").addEventListener("submit", createHook);
+  $("#prompt-form").addEventListener("submit", savePrompt);
   if (apiKey) signIn(apiKey);
 });
