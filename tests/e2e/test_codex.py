@@ -25,33 +25,39 @@ WIDE_SMOLLM2 = {
 }
 
 
+def codex_exec(tmp_path: Path, srv: Server, model: str, settings: str = "") -> str:
+    """`codex exec "Say hello."` against `srv` with `model`; its output (it must succeed)."""
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'model = "{model}"\nmodel_provider = "kotae"\n{settings}\n'
+        "[model_providers.kotae]\n"
+        f'name = "kotae"\nbase_url = "{srv.base_url}"\nenv_key = "KOTAE_KEY"\n'
+        'wire_api = "responses"\n'
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "CODEX_HOME": str(home), "KOTAE_KEY": new_key(srv.env, "codex")}
+    env.pop("OPENAI_API_KEY", None)
+    out = subprocess.run(
+        [str(CODEX), "exec", "--skip-git-repo-check", "Say hello."],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    shown = out.stdout + out.stderr
+    assert out.returncode == 0, shown[-4000:]
+    return shown
+
+
 @pytest.mark.skipif(not CODEX.exists(), reason="npm install --prefix .tools/codex @openai/codex")
 def test_codex_exec_completes_a_turn(tmp_path: Path) -> None:
     srv = Server(tmp_path / "data", KOTAE_MODELS=json.dumps([WIDE_SMOLLM2]))
     try:
-        home = tmp_path / "codex-home"
-        home.mkdir()
-        (home / "config.toml").write_text(
-            'model = "smollm2-16k"\nmodel_provider = "kotae"\n\n'
-            "[model_providers.kotae]\n"
-            f'name = "kotae"\nbase_url = "{srv.base_url}"\nenv_key = "KOTAE_KEY"\n'
-            'wire_api = "responses"\n'
-        )
-        work = tmp_path / "work"
-        work.mkdir()
-        env = {**os.environ, "CODEX_HOME": str(home), "KOTAE_KEY": new_key(srv.env, "codex")}
-        env.pop("OPENAI_API_KEY", None)
-        out = subprocess.run(
-            [str(CODEX), "exec", "--skip-git-repo-check", "Say hello."],
-            cwd=work,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-        assert "tokens used" in out.stdout + out.stderr
+        assert "tokens used" in codex_exec(tmp_path, srv, "smollm2-16k")
         # Codex (0.171.0 on) offers web_search on every turn; this server has no search
         # engine, so it was left off the model's menu and the turn still completed.
         metrics = httpx.get(srv.base_url.removesuffix("/v1") + "/metrics", headers=OPS).text
@@ -74,31 +80,11 @@ def test_codex_shows_a_thinking_models_reasoning(tmp_path: Path) -> None:
     ]
     srv = Server(tmp_path / "data", KOTAE_MODELS=json.dumps(models))
     try:
-        home = tmp_path / "codex-home"
-        home.mkdir()
-        (home / "config.toml").write_text(
-            'model = "qwen3-thinking"\nmodel_provider = "kotae"\n'
-            "show_raw_agent_reasoning = true\nmodel_reasoning_summary = \"concise\"\n"
-            "model_reasoning_effort = \"low\"\n\n"
-            "[model_providers.kotae]\n"
-            f'name = "kotae"\nbase_url = "{srv.base_url}"\nenv_key = "KOTAE_KEY"\n'
-            'wire_api = "responses"\n'
+        settings = (
+            "show_raw_agent_reasoning = true\n"
+            'model_reasoning_summary = "concise"\nmodel_reasoning_effort = "low"\n'
         )
-        work = tmp_path / "work"
-        work.mkdir()
-        env = {**os.environ, "CODEX_HOME": str(home), "KOTAE_KEY": new_key(srv.env, "codex")}
-        env.pop("OPENAI_API_KEY", None)
-        out = subprocess.run(
-            [str(CODEX), "exec", "--skip-git-repo-check", "Say hello."],
-            cwd=work,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        shown = out.stdout + out.stderr
-        assert out.returncode == 0, shown[-3000:]
+        shown = codex_exec(tmp_path, srv, "qwen3-thinking", settings)
         # Codex shows the thinking (show_raw_agent_reasoning), then the answer.
         assert "Okay, the user says hello. I should greet them back.\ncodex\nHello!" in shown
         # It sent its effort and asked for a summary, which the same model wrote.
