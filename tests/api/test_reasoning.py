@@ -25,6 +25,8 @@ REASONING = "Okay, the user says hello. I should greet them back."
 ANSWER = "Hello! How can I help you today?"
 SUMMARY = "I saw a greeting and chose to greet back."
 STREAMS = ["vllm_qwen3", "llamacpp_qwen3", "ollama_qwen3", "raw_think"]
+# A server that drops the connection while the model is thinking.
+CUT = "cut_mid_thought"
 
 # SmolLM2 under a Qwen3-style template that opens the <think> block for the model (with two
 # worked examples, which this small model follows); enable_thinking=false closes it empty.
@@ -45,7 +47,7 @@ THINKING_TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def engines() -> Iterator[dict[str, ThinkingEngine]]:
-    made = {name: ThinkingEngine(name) for name in STREAMS}
+    made = {name: ThinkingEngine(name) for name in [*STREAMS, CUT]}
     yield made
     for engine in made.values():
         engine.close()
@@ -421,3 +423,12 @@ def test_a_background_response_streams_and_resumes_its_reasoning(c: OpenAI) -> N
     resumed = list(c.responses.retrieve(final.id, stream=True, starting_after=2))
     assert [e.sequence_number for e in resumed] == [e.sequence_number for e in events[3:]]
     assert "response.reasoning_text.delta" in [e.type for e in resumed]
+
+
+def test_an_engine_that_fails_mid_thought_leaves_the_item_closed(c: OpenAI) -> None:
+    events = list(c.responses.create(model=CUT, input="hello", stream=True))
+    assert_stream_grammar(events)  # every item added is done, the terminal is response.failed
+    final = events[-1].response
+    assert final.status == "failed"
+    item = reasoning_of(final)
+    assert item.status == "incomplete" and item.content[0].text == "Okay, the user says"

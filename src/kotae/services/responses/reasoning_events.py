@@ -19,7 +19,7 @@ from openai.types.responses import (
 from openai.types.responses.response_reasoning_item import Content, Summary
 
 from kotae import ids
-from kotae.services.responses.event_base import EmitterBase
+from kotae.services.responses.event_base import EmitterBase, ItemStatus
 
 
 class ReasoningItemEvents(EmitterBase):
@@ -154,10 +154,12 @@ class ReasoningItemEvents(EmitterBase):
             ),
         ]
 
-    def finish_reasoning(self, encrypted: str | None = None) -> ResponseStreamEvent:
+    def finish_reasoning(
+        self, encrypted: str | None = None, status: ItemStatus = "completed"
+    ) -> ResponseStreamEvent:
         item, output_index = self._open_reasoning()
         self._reasoning = None
-        item.status = "completed"
+        item.status = status
         if encrypted is not None:
             item.encrypted_content = encrypted
         return self._item_done(item, output_index)

@@ -140,6 +140,10 @@ class Runner:
         except KotaeError as exc:
             if not background and not p.request.stream:
                 raise
+            if emitter.reasoning_open:  # the thinking so far stays, marked unfinished
+                for event in emitter.finish_reasoning_text():
+                    yield event
+                yield emitter.finish_reasoning(status="incomplete")
             if emitter.message_open:  # the text so far stays, marked unfinished
                 for event in emitter.finish_message("incomplete"):
                     yield event
