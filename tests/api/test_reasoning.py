@@ -336,6 +336,13 @@ def test_bodies_and_events_match_the_spec(srv: Server) -> None:
             final = stream.get_final_response()
         c.responses.create(model="vllm_qwen3", input="hello", store=False)
         c.responses.retrieve(final.id)
+        # A reasoning item sent back as input, stored and listed with the input items.
+        thought = final.output[0].model_dump(exclude_none=True)
+        sent = c.responses.create(
+            model="vllm_qwen3", input=[thought, {"role": "user", "content": "again"}]
+        )
+        listed = c.responses.input_items.list(sent.id)
+        assert [i.type for i in listed.data] == ["message", "reasoning"]
         http.get(
             f"{srv.base_url}/responses/{final.id}?stream=true",
             headers={"Authorization": f"Bearer {c.api_key}"},
