@@ -300,6 +300,17 @@ def test_the_embedded_engine_under_a_thinking_template(c: OpenAI) -> None:
     assert "think>" not in final.output_text
     assert final.output[-1].type == "message" and final.output_text.strip()
     assert final.usage.output_tokens_details.reasoning_tokens > 0
+    # A summary asked of the embedded engine: written by the same model once the turn is
+    # read (it runs one request at a time), before the message is shown.
+    with c.responses.stream(
+        model="smol-thinks",
+        input="How many legs does a cat have?",
+        reasoning={"summary": "concise"},
+    ) as stream:
+        summed = list(stream)
+    assert_stream_grammar(summed)
+    summary = reasoning_of(summed[-1].response).summary
+    assert len(summary) == 1 and summary[0].text.strip()
     # Thinking off: the template closes the block empty, and no reasoning item is made.
     off = c.responses.create(
         model="smol-thinks", input="What is the capital of France?", reasoning={"effort": "none"}
