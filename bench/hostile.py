@@ -1,7 +1,10 @@
 """Hostile bodies against a live server: how long /health waits while each is refused (or
 served), the API process's memory, and the time to the answer. Nothing here is asserted.
 
-Run:  python bench/hostile.py [--scales 1,10,100]
+Run:  python bench/hostile.py [--scales 1,10,100] [--gc-freeze false,true]
+
+Each case runs on one server per `gc_freeze` setting, side by side: false is the baseline
+(Python's collector walking every object the server holds), true kotae's default.
 
 Each body comes at 1x, 10x and 100x a base size (100x is near the 32 MB body limit). The
 baseline, in the same run: /health's gaps with nothing else going on, and a small request.
@@ -134,38 +137,48 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scales", default="1,10,100")
     parser.add_argument("--only", default="", help="run the cases whose name holds this")
+    parser.add_argument(
+        "--gc-freeze",
+        default="false,true",
+        help="servers to compare, one per `gc_freeze` setting (false: the baseline)",
+    )
     args = parser.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
+    print(
+        "| gc_freeze | case | size | body MB | status | time to answer s "
+        "| /health longest gap ms | API peak RSS MB | API RSS after MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for freeze in args.gc_freeze.split(","):
+        run_cases(freeze, scales, args.only)
+
+
+def run_cases(freeze: str, scales: list[int], only: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="kotae-hostile-"))
-    srv = Server(work / "data", KOTAE_KEY_CACHE_SECONDS="30")
+    srv = Server(work / "data", KOTAE_KEY_CACHE_SECONDS="30", KOTAE_GC_FREEZE=freeze)
     try:
         key = new_key(srv.env, "bench")
         small = json.dumps({"model": FAST_MODEL, "input": "hi", "max_output_tokens": 16}).encode()
         measure(srv, key, "/responses", small)  # engines started
-        print(
-            "| case | size | body MB | status | time to answer s | /health longest gap ms "
-            "| API peak RSS MB | API RSS after MB |"
-        )
-        print("|---|---|---|---|---|---|---|---|")
         root = srv.base_url.removesuffix("/v1")
         with HealthWatch(f"{root}/health") as idle:
             time.sleep(3)
         rss = vm(srv.proc.pid, "VmRSS")
-        print(f"| baseline: idle (3 s) | | | | | {idle.longest * 1000:.1f} | | {rss} |")
+        print(f"| {freeze} | baseline: idle (3 s) | | | | | {idle.longest * 1000:.1f} | | {rss} |")
         gap, took, status, peak, rss = measure(srv, key, "/responses", small)
         print(
-            f"| baseline: a small response | | {len(small) / 1e6:.3f} | {status} | {took:.2f} "
-            f"| {gap * 1000:.1f} | {peak} | {rss} |"
+            f"| {freeze} | baseline: a small response | | {len(small) / 1e6:.3f} | {status} "
+            f"| {took:.2f} | {gap * 1000:.1f} | {peak} | {rss} |"
         )
         for name, (path, make) in CASES.items():
-            if args.only not in name:
+            if only not in name:
                 continue
             for scale in scales:
                 body = make(scale)
                 gap, took, status, peak, rss = measure(srv, key, path, body)
                 print(
-                    f"| {name} | {scale}x | {len(body) / 1e6:.1f} | {status} | {took:.2f} "
-                    f"| {gap * 1000:.1f} | {peak} | {rss} |",
+                    f"| {freeze} | {name} | {scale}x | {len(body) / 1e6:.1f} | {status} "
+                    f"| {took:.2f} | {gap * 1000:.1f} | {peak} | {rss} |",
                     flush=True,
                 )
     finally:

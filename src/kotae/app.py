@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -79,6 +80,11 @@ def create_app(
             ]
         purge = asyncio.create_task(_purge_forever(built))
         reaper = asyncio.create_task(_expire_containers_forever(built))
+        if settings.gc_freeze:
+            # What startup made lives as long as the server: a full collection (triggered by
+            # a large request's many new objects) then walks only what came after.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -381,6 +381,13 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         default=512 * 1024 * 1024, description="Largest file upload (413 beyond)."
     )
+    gc_freeze: bool = Field(
+        default=True,
+        description="Once started, move the server's own objects (modules, schemas, models' "
+        "tables) out of Python's full garbage collections, which otherwise walk them all, "
+        "about 100 ms here, in whichever thread allocates, while the event loop waits. "
+        "`bench/hostile.py` compares both.",
+    )
     file_search_wait_seconds: float = Field(
         default=30.0,
         description="How long file_search waits for files still being ingested.",
