@@ -516,11 +516,7 @@ class LlamaCppBackend:
             if tail:
                 feed(tail)
             if splitter is not None:
-                for piece in splitter.flush():
-                    if isinstance(piece, ReasoningDelta):
-                        put(piece)
-                    else:
-                        router.feed(piece.text)
+                emit(splitter.flush())
             routed = router.finish()
             if routed == "repeated" and reason == "stop":
                 log.info("%s: asked again for a result it has: answering", self.model_id)

@@ -149,7 +149,7 @@ class TurnThoughts:
                     async for item in self._while_summarizing(chunk, chunks):
                         yield item
                     return
-                for closing in self._close_item():
+                async for closing in self._closed_with_summary():
                     yield closing
             yield chunk
         if emitter.reasoning_open:  # thinking to the end (the output cap)
@@ -198,12 +198,6 @@ class TurnThoughts:
             for event in emitter.finish_summary():
                 yield event
         yield emitter.finish_reasoning(self._plan.seal(text) if self._plan.seal else None)
-
-    def _close_item(self) -> list[StreamEvent]:
-        emitter = self._emitter
-        text = emitter.reasoning_text()
-        seal = self._plan.seal(text) if self._plan.seal else None
-        return [*emitter.finish_reasoning_text(), emitter.finish_reasoning(seal)]
 
     async def _summary(self, reasoning: str) -> AsyncIterator[str]:
         """The summary pass: the same model, thinking turned down, a short answer."""
