@@ -10,8 +10,9 @@ Each body comes at 1x, 10x and 100x a base size (100x is near the 32 MB body lim
 baseline, in the same run: /health's gaps with nothing else going on, and a small request.
 /health is polled every 5 ms from another process's view (a thread of this one); its
 longest gap is the longest the event loop was held. RSS: the API process (`kotae serve`, not
-its engine runners or the body checker), its peak over the case (VmHWM before and after) and
-its size after.
+its engine runners or the body checker): its peak over the case above its size before it (the
+peak is reset before each case through /proc/PID/clear_refs), that growth as a multiple of
+the body's size, and its size after.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def tiny_messages(scale: int) -> bytes:
     return (b'{"model":"%s","input":[' % FAST_MODEL.encode() + item * n)[:-1] + b"]}"
 
 
+def tiny_messages_kept(scale: int) -> bytes:
+    """The same messages under truncation "auto": a body that passes (all of it stored)."""
+    body = tiny_messages(scale)
+    return body[:-1] + b',"truncation":"auto","max_output_tokens":16}'
+
+
 def truncation(scale: int) -> bytes:
     n = 400 * scale  # 1x: ~100 KB; 100x: 40,000 messages (10 MB), truncation "auto"
     words = "lorem ipsum dolor sit amet " * 8
@@ -74,6 +81,7 @@ def deep(scale: int) -> bytes:
 CASES: dict[str, tuple[str, Callable[[int], bytes]]] = {
     "embeddings: one token array": ("/embeddings", embeddings_ints),
     "responses: tiny messages": ("/responses", tiny_messages),
+    "responses: tiny messages, truncation auto": ("/responses", tiny_messages_kept),
     "responses: truncation auto": ("/responses", truncation),
     "responses: surrogate keys": ("/responses", surrogate_keys),
     "responses: deep nesting": ("/responses", deep),
@@ -115,10 +123,19 @@ class HealthWatch:
         self._thread.join()
 
 
+def reset_peak(pid: int) -> None:
+    """VmHWM starts again from the present RSS (Linux: 5 to clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 def measure(srv: Server, key: str, path: str, body: bytes) -> tuple[float, float, int, int, int]:
+    """/health's longest gap, the time to the answer, its status, the API process's growth
+    at its peak over its size before (MB), and its size after."""
     pid = srv.proc.pid
     root = srv.base_url.removesuffix("/v1")
     time.sleep(0.3)
+    reset_peak(pid)
+    before = vm(pid, "VmRSS")
     with HealthWatch(f"{root}/health") as watch:
         time.sleep(0.2)
         started = time.perf_counter()
@@ -130,7 +147,7 @@ def measure(srv: Server, key: str, path: str, body: bytes) -> tuple[float, float
         )
         took = time.perf_counter() - started
         time.sleep(0.2)
-    return watch.longest, took, r.status_code, vm(pid, "VmHWM"), vm(pid, "VmRSS")
+    return watch.longest, took, r.status_code, vm(pid, "VmHWM") - before, vm(pid, "VmRSS")
 
 
 def main() -> None:
@@ -146,9 +163,9 @@ def main() -> None:
     scales = [int(s) for s in args.scales.split(",")]
     print(
         "| gc_freeze | case | size | body MB | status | time to answer s "
-        "| /health longest gap ms | API peak RSS MB | API RSS after MB |"
+        "| /health longest gap ms | API peak growth MB | growth / body | API RSS after MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for freeze in args.gc_freeze.split(","):
         run_cases(freeze, scales, args.only)
 
@@ -164,21 +181,24 @@ def run_cases(freeze: str, scales: list[int], only: str) -> None:
         with HealthWatch(f"{root}/health") as idle:
             time.sleep(3)
         rss = vm(srv.proc.pid, "VmRSS")
-        print(f"| {freeze} | baseline: idle (3 s) | | | | | {idle.longest * 1000:.1f} | | {rss} |")
-        gap, took, status, peak, rss = measure(srv, key, "/responses", small)
+        print(
+            f"| {freeze} | baseline: idle (3 s) | | | | | {idle.longest * 1000:.1f} | | | {rss} |"
+        )
+        gap, took, status, grew, rss = measure(srv, key, "/responses", small)
         print(
             f"| {freeze} | baseline: a small response | | {len(small) / 1e6:.3f} | {status} "
-            f"| {took:.2f} | {gap * 1000:.1f} | {peak} | {rss} |"
+            f"| {took:.2f} | {gap * 1000:.1f} | {grew} | | {rss} |"
         )
         for name, (path, make) in CASES.items():
             if only not in name:
                 continue
             for scale in scales:
                 body = make(scale)
-                gap, took, status, peak, rss = measure(srv, key, path, body)
+                gap, took, status, grew, rss = measure(srv, key, path, body)
+                ratio = grew / (len(body) / 2**20)
                 print(
                     f"| {freeze} | {name} | {scale}x | {len(body) / 1e6:.1f} | {status} "
-                    f"| {took:.2f} | {gap * 1000:.1f} | {peak} | {rss} |",
+                    f"| {took:.2f} | {gap * 1000:.1f} | {grew} | {ratio:.1f} | {rss} |",
                     flush=True,
                 )
     finally:

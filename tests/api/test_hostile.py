@@ -112,6 +112,21 @@ def test_a_million_tiny_messages_is_a_400(server: Server, key_a: str) -> None:
     alive(server)
 
 
+def test_more_messages_than_the_window_holds_are_refused_before_any_item_is_read(
+    server: Server, key_a: str
+) -> None:
+    """Counted in the body: 100,000 messages (3 MB) were built into stored items and engine
+    messages (~100 MB) before the same 400; now an item reference among them is never even
+    looked up."""
+    item = b'{"role":"user","content":"x"},'
+    body = b'{"model":"%s","input":[' % FAST_MODEL.encode() + item * 99_999
+    body += b'{"type":"item_reference","id":"msg_nowhere"}]}'
+    error = assert_envelope(post(server, key_a, "/responses", body))
+    assert error["code"] == "context_length_exceeded" and error["param"] == "input"
+    assert "99999 messages" in error["message"]
+    alive(server)
+
+
 def test_deep_nesting_is_a_400(server: Server, key_a: str) -> None:
     deep = '{"model":"' + FAST_MODEL + '","input":"hi","metadata":{"k":"v"},"text":'
     deep += '{"a":' * 100 + "1" + "}" * 100 + "}"

@@ -5,11 +5,21 @@ message: 1,100 messages took 172 s)."""
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
+import pytest
+
+from kotae.errors import ContextLengthExceeded
 from kotae.providers.inference.base import ChatMessage, FunctionSpec
-from kotae.services.responses.context import build_context, newest_within
-from kotae.services.responses.convert import item_text, normalize_input
+from kotae.services.responses import context
+from kotae.services.responses.context import build_context, newest_within, refuse_many_messages
+from kotae.services.responses.convert import (
+    item_text,
+    newest_items,
+    normalize_input,
+    to_chat_messages,
+)
 
 
 class CountingBackend:
@@ -72,3 +82,64 @@ def test_newest_within_sums_once_from_the_end() -> None:
     assert len(newest_within(body, 95)) == 9
     assert len(newest_within(body, 5)) == 1  # the newest always stays
     assert len(newest_within(body[:3], 10**6)) == 3
+
+
+def test_long_threads_convert_only_the_items_that_can_reach_the_model() -> None:
+    """Under truncation "auto" at most the window's count of messages can fit: 100,000
+    items became 100,000 engine messages (~20 MB) before all but the newest were dropped."""
+    converted: list[int] = []
+    real = context.to_chat_messages
+
+    def counting(items: list[dict[str, Any]], media: Any = None) -> list[ChatMessage]:
+        converted.append(len(items))
+        return real(items, media)
+
+    backend = CountingBackend(window=400)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(context, "to_chat_messages", counting)
+        messages = fit(backend, thread(100_000))
+    assert converted == [400]  # the 399 newest a window of 400 (less the instructions) allows
+    assert messages[-1].content == "m99999 w w"
+
+
+KINDS: list[dict[str, Any]] = [
+    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u"}]},
+    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a"}]},
+    {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "s"}]},
+    {"type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": "r"}]},
+    {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+    {"type": "function_call_output", "call_id": "c", "output": "o"},
+    {"type": "web_search_call", "action": {"query": "q"}},
+    {"type": "mcp_list_tools", "server_label": "m", "tools": []},
+    {"type": "shell_call", "call_id": "s", "action": {"commands": ["ls"]}},
+    {"type": "shell_call_output", "call_id": "s", "output": []},
+    {"type": "mcp_approval_response", "approval_request_id": "x", "approve": True},
+]
+
+
+def test_the_newest_items_give_the_newest_messages_exactly() -> None:
+    """Whatever the kinds before the cut (tool calls joining a turn, thinking waiting for
+    the next one, items giving no message), the newest messages are the same."""
+    rng = random.Random(7)
+    for _ in range(2000):
+        items = [{**rng.choice(KINDS), "id": f"i{j}", "n": j} for j in range(rng.randint(0, 30))]
+        for j, item in enumerate(items):  # distinct texts, to tell the messages apart
+            if item["type"] in ("message", "reasoning"):
+                part = dict(item["content"][0], text=f"t{j}")
+                item["content"] = [part]
+        count = rng.randint(1, 12)
+        kept = newest_items(items, count)
+        assert kept == items[len(items) - len(kept) :]
+        whole = to_chat_messages(items)[-count:]
+        assert to_chat_messages(kept)[-count:] == whole
+
+
+def test_more_messages_than_the_window_are_refused_by_their_count() -> None:
+    tiny = [{"role": "user", "content": "x"}] * 3000
+    with pytest.raises(ContextLengthExceeded, match="3000 messages"):
+        refuse_many_messages(tiny, 2048)
+    refuse_many_messages(tiny[:2048], 2048)
+    # A compaction stands for what is before it; items that give no message are not counted.
+    refuse_many_messages([*tiny, {"type": "compaction", "encrypted_content": "e"}, *tiny[:5]], 2048)
+    refuse_many_messages([{"type": "item_reference", "id": "msg_1"}] * 3000, 2048)
+    refuse_many_messages("x" * 100_000, 2048)

@@ -13,7 +13,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import re
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +24,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from kotae.errors import InvalidRequest
+from kotae.schemas.common import SURROGATE
 
 # Bodies larger than this are checked in the child process.
 CHILD_BYTES = 256 * 1024
@@ -34,7 +34,6 @@ MAX_ITEMS = 100_000  # entries of one array
 # Per route: the arrays with OpenAI's own, smaller caps (the embeddings inputs).
 ROUTE_CAPS: dict[str, dict[str, int]] = {"/v1/embeddings": {"input": 2048}}
 MAX_TOKENS_AN_INPUT = 8192  # a token array in embeddings input
-SURROGATE = re.compile("[\ud800-\udfff]")
 
 Problem = tuple[str, str | None, str]  # message, param, code
 TOO_DEEP: Problem = (f"The body nests deeper than {MAX_DEPTH} levels.", None, "too_deep")

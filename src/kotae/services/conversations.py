@@ -10,6 +10,7 @@ from sqlalchemy import Engine, Table, delete, select, update
 from kotae import ids
 from kotae.errors import InvalidRequest, NotFound
 from kotae.services.responses.convert import normalize_input
+from kotae.storage.engine import insert_rows
 from kotae.storage.orm import Conversation, ConversationItem
 from kotae.storage.repositories.paging import cursor_page
 
@@ -67,14 +68,11 @@ class ConversationsService:
 
     @staticmethod
     def _append(conn: Any, conversation_id: str, items: list[dict[str, Any]]) -> None:
-        if items:
-            conn.execute(
-                ITEMS.insert(),
-                [
-                    {"conversation_id": conversation_id, "item_id": i["id"], "data": i}
-                    for i in items
-                ],
-            )
+        insert_rows(
+            conn,
+            ITEMS,
+            ({"conversation_id": conversation_id, "item_id": i["id"], "data": i} for i in items),
+        )
 
     def retrieve(self, project_id: str, conversation_id: str) -> dict[str, Any]:
         return self._object(self._row(project_id, conversation_id))

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+ROWS_A_STATEMENT = 1000  # rows one INSERT of many writes
 SCHEMA_LOCK = 0x6B6F746165  # "kotae": the advisory lock schema changes on PostgreSQL take
 
 
@@ -66,3 +68,11 @@ def within(engine: Engine, conn: Connection | None) -> Iterator[Connection]:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_rows(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """Many rows, written a slice at a time: 100,000 items' rows and their JSON built for one
+    statement are ~70 MB held at once."""
+    it = iter(rows)
+    while batch := list(itertools.islice(it, ROWS_A_STATEMENT)):
+        conn.execute(table.insert(), batch)

@@ -20,7 +20,7 @@ class ToolCall:
     arguments: str  # JSON text, as the model wrote it
 
 
-@dataclass
+@dataclass(slots=True)
 class ChatMessage:
     role: Role
     content: str

@@ -9,7 +9,8 @@ from typing import Any
 
 from kotae.errors import ContextLengthExceeded
 from kotae.providers.inference.base import ChatBackend, ChatMessage, FunctionSpec
-from kotae.services.responses.convert import to_chat_messages
+from kotae.services.responses import compaction
+from kotae.services.responses.convert import newest_items, to_chat_messages
 from kotae.services.responses.media import Media
 
 # Threads longer than this are converted in a thread of the process: their Python loops
@@ -33,9 +34,29 @@ def refuse_oversized(messages: list[ChatMessage], window: int, param: str) -> No
             "never holds that much text. Shorten the input.",
             param=param,
         )
-    if len(messages) > window:
+    _refuse_count(len(messages), window, param)
+
+
+def refuse_many_messages(raw: object, window: int, param: str = "input") -> None:
+    """The same 400 for more messages than the window holds, counted in the request's own
+    `input` before any item is built from it: 100,000 stored items and engine messages cost
+    ~25 times the body's size, only to be refused. Each message item after the last
+    compaction becomes one engine message (a lower bound of what the model would see)."""
+    if not isinstance(raw, list) or len(raw) <= window:
+        return
+    count = 0
+    for item in reversed(raw):
+        kind = item.get("type", "message") if isinstance(item, dict) else None
+        if kind == "compaction":
+            break
+        count += kind == "message"
+    _refuse_count(count, window, param)
+
+
+def _refuse_count(count: int, window: int, param: str) -> None:
+    if count > window:
         raise ContextLengthExceeded(
-            f"Your input is {len(messages)} messages; this model's context window of {window} "
+            f"Your input is {count} messages; this model's context window of {window} "
             "tokens never holds that many. Shorten the input or set truncation='auto'.",
             param=param,
         )
@@ -94,13 +115,17 @@ async def build_context(
     media: dict[tuple[str, int], Media] | None = None,
 ) -> PromptContext:
     head = [ChatMessage("system", instructions)] if instructions else []
+    window = backend.context_window
     # One list: a compaction among the new items stands for the history before it.
     items = [*history, *new_items]
+    if truncation == "auto":
+        # Each message costs at least a token: no more than the window's count can fit, and
+        # older items need not become messages at all.
+        items = newest_items(compaction.apply(items), max(1, window - len(head)))
     if len(items) > BIG_THREAD:  # its Python loops in a thread, not on the event loop
         body = await asyncio.to_thread(to_chat_messages, items, media)
     else:
         body = to_chat_messages(items, media)
-    window = backend.context_window
     # Room for the answer: what was asked for, but never more than a quarter of the window
     # when that would force dropping the conversation.
     reserve = min(max_output_tokens, max(window // 4, 16))
@@ -108,7 +133,6 @@ async def build_context(
     # refused without being tokenized.
     limit = window * MAX_CHARS_PER_TOKEN
     if truncation == "auto":
-        # Each message costs at least a token: no more than the window's count can fit.
         body = newest_within(body[-max(1, window - len(head)) :], limit - _chars(head))
     refuse_oversized(head + body, window, "input")
     tokens = await backend.count_tokens(head + body, tools)

@@ -288,6 +288,41 @@ def item_text(item: dict[str, Any]) -> str:
     return "\n".join(texts)
 
 
+# Items that always begin an engine message of their own (tool calls join the assistant turn
+# before them, reasoning the turn after it, and other kinds give none).
+NEW_MESSAGE_KINDS = frozenset(
+    {
+        "message",
+        "image_generation_call",
+        "file_search_call",
+        "compaction",
+        "mcp_call",
+        "mcp_approval_request",
+        "code_interpreter_call",
+        "web_search_call",
+        "function_call_output",
+        "custom_tool_call_output",
+        "shell_call_output",
+        "local_shell_call_output",
+        "apply_patch_call_output",
+    }
+)
+
+
+def newest_items(items: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """The newest items that still give the newest `count` engine messages exactly as all of
+    `items` would (compaction already applied): they start at the item that begins the message
+    before those, where the conversion's state (the last turn, pending thinking) is the same
+    either way. Older items can never reach the model when at most `count` messages fit."""
+    seen = 0
+    for i in range(len(items) - 1, -1, -1):
+        if items[i].get("type", "message") in NEW_MESSAGE_KINDS:
+            seen += 1
+            if seen > count:
+                return items[i:]
+    return items
+
+
 def to_chat_messages(
     items: list[dict[str, Any]], media: dict[tuple[str, int], Media] | None = None
 ) -> list[ChatMessage]:

@@ -33,7 +33,12 @@ from kotae.services.prompts import PromptsService, Rendered
 from kotae.services.responses import compaction
 from kotae.services.responses.builtin import ToolDeps
 from kotae.services.responses.builtin.image_generation import ImageGeneration
-from kotae.services.responses.context import BIG_THREAD, PromptContext, build_context
+from kotae.services.responses.context import (
+    BIG_THREAD,
+    PromptContext,
+    build_context,
+    refuse_many_messages,
+)
 from kotae.services.responses.convert import normalize_input, to_chat_messages
 from kotae.services.responses.events import ResponseEmitter
 from kotae.services.responses.media import Media, MediaResolver, has_media
@@ -126,6 +131,8 @@ class Preparer:
         template: Rendered | None = None,
     ) -> Prepared:
         conversation_id = conversation_id_of(req.conversation)
+        if req.truncation != "auto" and req.context_management is None:
+            refuse_many_messages(req.input, backend.context_window)
         history = await self.thread(project_id, req.previous_response_id, conversation_id)
         given = await self.resolve_references(project_id, req.input)
         if isinstance(given, list) and len(given) > BIG_THREAD:

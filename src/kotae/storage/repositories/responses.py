@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Table, delete, func, literal, select, update
 from sqlalchemy.orm import aliased
 
+from kotae.storage.engine import insert_rows
 from kotae.storage.orm import (
     Conversation,
     ConversationItem,
@@ -103,19 +104,14 @@ class ResponseRepository:
                 },
             )
             _store_output(conn, body)
-            if input_items:
-                conn.execute(
-                    INPUT_ITEMS.insert(),
-                    [
-                        {
-                            "response_id": body["id"],
-                            "position": i,
-                            "item_id": item["id"],
-                            "data": item,
-                        }
-                        for i, item in enumerate(input_items)
-                    ],
-                )
+            insert_rows(
+                conn,
+                INPUT_ITEMS,
+                (
+                    {"response_id": body["id"], "position": i, "item_id": item["id"], "data": item}
+                    for i, item in enumerate(input_items)
+                ),
+            )
 
     def update_body(self, project_id: str, body: dict[str, Any]) -> None:
         status = body.get("status") or "completed"
