@@ -18,12 +18,13 @@ the body's size, and its size after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -51,6 +52,13 @@ def tiny_messages_kept(scale: int) -> bytes:
     """The same messages under truncation "auto": a body that passes (all of it stored)."""
     body = tiny_messages(scale)
     return body[:-1] + b',"truncation":"auto","max_output_tokens":16}'
+
+
+def chat_messages(scale: int) -> bytes:
+    """The tiny messages as a chat completion's `messages`."""
+    n = 10_000 * scale
+    item = b'{"role":"user","content":"x"},'
+    return (b'{"model":"%s","messages":[' % FAST_MODEL.encode() + item * n)[:-1] + b"]}"
 
 
 def truncation(scale: int) -> bytes:
@@ -83,6 +91,7 @@ CASES: dict[str, tuple[str, Callable[[int], bytes]]] = {
     "responses: tiny messages": ("/responses", tiny_messages),
     "responses: tiny messages, truncation auto": ("/responses", tiny_messages_kept),
     "responses: truncation auto": ("/responses", truncation),
+    "chat completions: tiny messages": ("/chat/completions", chat_messages),
     "responses: surrogate keys": ("/responses", surrogate_keys),
     "responses: deep nesting": ("/responses", deep),
 }
@@ -171,12 +180,9 @@ def main() -> None:
 
 
 def run_cases(freeze: str, scales: list[int], only: str) -> None:
-    work = Path(tempfile.mkdtemp(prefix="kotae-hostile-"))
-    srv = Server(work / "data", KOTAE_KEY_CACHE_SECONDS="30", KOTAE_GC_FREEZE=freeze)
-    try:
-        key = new_key(srv.env, "bench")
-        small = json.dumps({"model": FAST_MODEL, "input": "hi", "max_output_tokens": 16}).encode()
-        measure(srv, key, "/responses", small)  # engines started
+    """The baselines, then each case on a server of its own: pages an earlier case freed
+    would otherwise hide part of a later one's growth."""
+    with started(freeze) as (srv, key):
         root = srv.base_url.removesuffix("/v1")
         with HealthWatch(f"{root}/health") as idle:
             time.sleep(3)
@@ -184,14 +190,15 @@ def run_cases(freeze: str, scales: list[int], only: str) -> None:
         print(
             f"| {freeze} | baseline: idle (3 s) | | | | | {idle.longest * 1000:.1f} | | | {rss} |"
         )
-        gap, took, status, grew, rss = measure(srv, key, "/responses", small)
+        gap, took, status, grew, rss = measure(srv, key, "/responses", SMALL)
         print(
-            f"| {freeze} | baseline: a small response | | {len(small) / 1e6:.3f} | {status} "
+            f"| {freeze} | baseline: a small response | | {len(SMALL) / 1e6:.3f} | {status} "
             f"| {took:.2f} | {gap * 1000:.1f} | {grew} | | {rss} |"
         )
-        for name, (path, make) in CASES.items():
-            if only not in name:
-                continue
+    for name, (path, make) in CASES.items():
+        if only not in name:
+            continue
+        with started(freeze) as (srv, key):
             for scale in scales:
                 body = make(scale)
                 gap, took, status, grew, rss = measure(srv, key, path, body)
@@ -201,6 +208,20 @@ def run_cases(freeze: str, scales: list[int], only: str) -> None:
                     f"| {took:.2f} | {gap * 1000:.1f} | {grew} | {ratio:.1f} | {rss} |",
                     flush=True,
                 )
+
+
+SMALL = json.dumps({"model": FAST_MODEL, "input": "hi", "max_output_tokens": 16}).encode()
+
+
+@contextlib.contextmanager
+def started(freeze: str) -> Iterator[tuple[Server, str]]:
+    """A server with its engines started (a small response answered), and a key."""
+    work = Path(tempfile.mkdtemp(prefix="kotae-hostile-"))
+    srv = Server(work / "data", KOTAE_KEY_CACHE_SECONDS="30", KOTAE_GC_FREEZE=freeze)
+    try:
+        key = new_key(srv.env, "bench")
+        measure(srv, key, "/responses", SMALL)
+        yield srv, key
     finally:
         srv.stop()
 

@@ -112,18 +112,27 @@ def test_a_million_tiny_messages_is_a_400(server: Server, key_a: str) -> None:
     alive(server)
 
 
-def test_more_messages_than_the_window_holds_are_refused_before_any_item_is_read(
-    server: Server, key_a: str
+@pytest.mark.parametrize(
+    ("path", "field", "last"),
+    [
+        # An item reference that was looked up (a not_found) after all the work.
+        ("/responses", "input", b'{"type":"item_reference","id":"msg_nowhere"}'),
+        # A tool message without its call id, read after the messages were converted.
+        ("/chat/completions", "messages", b'{"role":"tool","content":"r"}'),
+    ],
+)
+def test_more_messages_than_the_window_holds_are_refused_before_any_is_read(
+    server: Server, key_a: str, path: str, field: str, last: bytes
 ) -> None:
-    """Counted in the body: 100,000 messages (3 MB) were built into stored items and engine
-    messages (~100 MB) before the same 400; now an item reference among them is never even
-    looked up."""
+    """Counted first: 100,000 messages (3 MB) were built into stored items and engine messages
+    (~107 MB; chat completions converted them on the event loop, /health silent ~0.5 s)
+    before the same 400. The last one, which would be refused on its own, is never read."""
     item = b'{"role":"user","content":"x"},'
-    body = b'{"model":"%s","input":[' % FAST_MODEL.encode() + item * 99_999
-    body += b'{"type":"item_reference","id":"msg_nowhere"}]}'
-    error = assert_envelope(post(server, key_a, "/responses", body))
-    assert error["code"] == "context_length_exceeded" and error["param"] == "input"
-    assert "99999 messages" in error["message"]
+    body = b'{"model":"%s","%s":[' % (FAST_MODEL.encode(), field.encode()) + item * 99_999
+    body += last + b"]}"
+    error = assert_envelope(post(server, key_a, path, body))
+    assert error["code"] == "context_length_exceeded" and error["param"] == field
+    assert f"{99_999 if field == 'input' else 100_000} messages" in error["message"]
     alive(server)
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Required
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from typing_extensions import TypedDict
 
 from kotae.schemas.common import StrictModel, Tagged, WithMetadata
 
 
-class ChatMessageIn(StrictModel):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[Tagged] | None = None
-    name: str | None = None
-    refusal: str | None = None
-    tool_calls: list[Tagged] | None = None
-    tool_call_id: str | None = None
+# A message, validated into a plain dict: a model instance each was ~580 bytes, three times
+# the dict (100,000 messages: 58 MB). The request's own model checks its text for lone
+# surrogates.
+class ChatMessageIn(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)  # type: ignore[misc]
+    role: Required[Literal["system", "developer", "user", "assistant", "tool"]]
+    content: str | list[Tagged] | None
+    name: str | None
+    refusal: str | None
+    tool_calls: list[Tagged] | None
+    tool_call_id: str | None
 
 
 class StreamOptions(StrictModel):

@@ -121,22 +121,23 @@ def _message(completion_id: str, index: int, m: ChatMessageIn) -> dict[str, Any]
     """A request message as OpenAI lists it: its text as `content`, and its parts (text and
     image_url) as `content_parts` when it was sent as parts."""
     parts = None
-    text = m.content if isinstance(m.content, str) else None
-    if isinstance(m.content, list):
-        parts = [p for p in m.content if p.get("type") in ("text", "image_url")]
+    content = m.get("content")
+    text = content if isinstance(content, str) else None
+    if isinstance(content, list):
+        parts = [p for p in content if p.get("type") in ("text", "image_url")]
         text = "\n".join(str(p.get("text", "")) for p in parts if p.get("type") == "text")
     shown: dict[str, Any] = {
         "id": f"{completion_id}-{index}",
-        "role": m.role,
+        "role": m["role"],
         "content": text,
-        "refusal": m.refusal,
-        "name": m.name,
+        "refusal": m.get("refusal"),
+        "name": m.get("name"),
         "content_parts": parts,
     }
-    if m.tool_calls:
-        shown["tool_calls"] = m.tool_calls
-    if m.tool_call_id:
-        shown["tool_call_id"] = m.tool_call_id
+    if m.get("tool_calls"):
+        shown["tool_calls"] = m.get("tool_calls")
+    if m.get("tool_call_id"):
+        shown["tool_call_id"] = m.get("tool_call_id")
     return shown
 
 

@@ -34,7 +34,7 @@ def refuse_oversized(messages: list[ChatMessage], window: int, param: str) -> No
             "never holds that much text. Shorten the input.",
             param=param,
         )
-    _refuse_count(len(messages), window, param)
+    refuse_message_count(len(messages), window, param)
 
 
 def refuse_many_messages(raw: object, window: int, param: str = "input") -> None:
@@ -50,10 +50,10 @@ def refuse_many_messages(raw: object, window: int, param: str = "input") -> None
         if kind == "compaction":
             break
         count += kind == "message"
-    _refuse_count(count, window, param)
+    refuse_message_count(count, window, param)
 
 
-def _refuse_count(count: int, window: int, param: str) -> None:
+def refuse_message_count(count: int, window: int, param: str) -> None:
     if count > window:
         raise ContextLengthExceeded(
             f"Your input is {count} messages; this model's context window of {window} "
