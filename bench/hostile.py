@@ -61,6 +61,27 @@ def chat_messages(scale: int) -> bytes:
     return (b'{"model":"%s","messages":[' % FAST_MODEL.encode() + item * n)[:-1] + b"]}"
 
 
+def function_tools(scale: int) -> bytes:
+    n = 1_000 * scale  # 1x: ~100 KB; 100x: 100,000 tools (10 MB)
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
+    tools = [{**tool, "name": f"f{i}"} for i in range(n)]
+    return json.dumps({"model": FAST_MODEL, "input": "hi", "tools": tools}).encode()
+
+
+def mcp_tools(scale: int) -> bytes:
+    n = 1_000 * scale  # servers of their own labels (several MCP servers may share a request)
+    tools = [
+        {
+            "type": "mcp",
+            "server_label": f"s{i}",
+            "server_url": f"http://127.0.0.1:9/{i}",
+            "require_approval": "never",
+        }
+        for i in range(n)
+    ]
+    return json.dumps({"model": FAST_MODEL, "input": "hi", "tools": tools}).encode()
+
+
 def truncation(scale: int) -> bytes:
     n = 400 * scale  # 1x: ~100 KB; 100x: 40,000 messages (10 MB), truncation "auto"
     words = "lorem ipsum dolor sit amet " * 8
@@ -92,6 +113,8 @@ CASES: dict[str, tuple[str, Callable[[int], bytes]]] = {
     "responses: tiny messages, truncation auto": ("/responses", tiny_messages_kept),
     "responses: truncation auto": ("/responses", truncation),
     "chat completions: tiny messages": ("/chat/completions", chat_messages),
+    "responses: function tools": ("/responses", function_tools),
+    "responses: mcp tools": ("/responses", mcp_tools),
     "responses: surrogate keys": ("/responses", surrogate_keys),
     "responses: deep nesting": ("/responses", deep),
 }

@@ -136,6 +136,35 @@ def test_more_messages_than_the_window_holds_are_refused_before_any_is_read(
     alive(server)
 
 
+@pytest.mark.parametrize("path", ["/responses", "/chat/completions"])
+def test_more_tools_than_the_window_holds_are_refused_before_the_engine_counts_them(
+    server: Server, key_a: str, path: str
+) -> None:
+    """100,000 tools held the engine 10 s only to be counted; chat completions did not count
+    them at all (the engine was handed them to answer)."""
+    params = {"type": "object", "properties": {}}
+    if path == "/responses":
+        tools: list[dict[str, Any]] = [
+            {"type": "function", "name": f"f{i}", "parameters": params} for i in range(3000)
+        ]
+        body: dict[str, Any] = {"model": FAST_MODEL, "input": "hi", "tools": tools}
+    else:
+        tools = [
+            {"type": "function", "function": {"name": f"f{i}", "parameters": params}}
+            for i in range(3000)
+        ]
+        body = {"model": FAST_MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        body["tools"] = tools
+    error = assert_envelope(post(server, key_a, path, body))
+    assert error["code"] == "context_length_exceeded" and error["param"] == "tools"
+    assert "3000 tools" in error["message"]
+    # Fewer tools whose text the window cannot hold: counted with the prompt, a 400 too.
+    body["tools"] = tools[:1500]
+    error = assert_envelope(post(server, key_a, path, body))
+    assert error["code"] == "context_length_exceeded"
+    alive(server)
+
+
 def test_deep_nesting_is_a_400(server: Server, key_a: str) -> None:
     deep = '{"model":"' + FAST_MODEL + '","input":"hi","metadata":{"k":"v"},"text":'
     deep += '{"a":' * 100 + "1" + "}" * 100 + "}"

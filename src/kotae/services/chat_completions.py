@@ -34,10 +34,11 @@ from kotae.services.responses.context import (
     BIG_THREAD,
     refuse_message_count,
     refuse_oversized,
+    tools_text,
 )
 from kotae.services.responses.media import MediaResolver, has_media
 from kotae.services.responses.reasoning import apply_effort, check_effort
-from kotae.services.responses.tools import parse_tools
+from kotae.services.responses.tools import read_tools
 
 _ROLES: dict[str, Role] = {
     "system": "system",
@@ -85,15 +86,18 @@ class ChatCompletionsService:
         else:
             messages = _messages(req.messages)
         await self._add_media(project_id, req, messages, entry.config)
-        tools = parse_tools(
+        tools = await read_tools(
             [_responses_tool(t, i) for i, t in enumerate(req.tools or [])],
             _responses_choice(req.tool_choice),
         )
         max_out = (
             req.max_completion_tokens or req.max_tokens or self._settings.max_output_tokens_default
         )
-        refuse_oversized(messages, backend.context_window, "messages")
-        tokens = await backend.count_tokens(messages)
+        # The tools offered are part of the prompt the engine renders.
+        offered = tools.functions if tools.mode != "none" and tools.functions else None
+        tool_chars = await tools_text(offered, backend.context_window)
+        refuse_oversized(messages, backend.context_window, "messages", tool_chars)
+        tokens = await backend.count_tokens(messages, offered)
         if tokens + 16 > backend.context_window:
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {backend.context_window} tokens; "

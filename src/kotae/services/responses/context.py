@@ -4,6 +4,7 @@ the context window when truncation allows."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,17 +25,41 @@ def _chars(messages: list[ChatMessage]) -> int:
     return sum(len(m.content) for m in messages)
 
 
-def refuse_oversized(messages: list[ChatMessage], window: int, param: str) -> None:
-    """A 400 for input too long for the window, told without tokenizing it: more text than
-    it holds, or more messages (each costs at least a token)."""
-    chars = _chars(messages)
+def refuse_oversized(
+    messages: list[ChatMessage], window: int, param: str, tool_chars: int = 0
+) -> None:
+    """A 400 for input too long for the window, told without tokenizing it: more messages
+    than it holds tokens, or more text (with the tools' text, `tool_chars`)."""
+    refuse_message_count(len(messages), window, param)
+    chars = _chars(messages) + tool_chars
     if chars > window * MAX_CHARS_PER_TOKEN:
+        with_tools = " with its tools" if tool_chars else ""
         raise ContextLengthExceeded(
-            f"Your input is {chars} characters; this model's context window of {window} tokens "
-            "never holds that much text. Shorten the input.",
+            f"Your input{with_tools} is {chars} characters; this model's context window of "
+            f"{window} tokens never holds that much text. Shorten the input.",
             param=param,
         )
-    refuse_message_count(len(messages), window, param)
+
+
+async def tools_text(tools: list[FunctionSpec] | None, window: int) -> int:
+    """The characters the tools add to the prompt (measured off the event loop), after a 400
+    for more tools than the window holds tokens: 100,000 tools held the engine 10 s only to
+    be counted."""
+    if not tools:
+        return 0
+    if len(tools) > window:
+        raise ContextLengthExceeded(
+            f"Your request offers {len(tools)} tools; this model's context window of {window} "
+            "tokens never holds that many.",
+            param="tools",
+        )
+    return await asyncio.to_thread(_tool_chars, tools)
+
+
+def _tool_chars(tools: list[FunctionSpec]) -> int:
+    return sum(
+        len(t.name) + len(t.description or "") + len(json.dumps(t.parameters)) for t in tools
+    )
 
 
 def refuse_many_messages(raw: object, window: int, param: str = "input") -> None:
@@ -132,9 +157,11 @@ async def build_context(
     # The cheap check first: text far longer than the window can hold is dropped (auto) or
     # refused without being tokenized.
     limit = window * MAX_CHARS_PER_TOKEN
+    tool_chars = await tools_text(tools, window)
     if truncation == "auto":
-        body = newest_within(body[-max(1, window - len(head)) :], limit - _chars(head))
-    refuse_oversized(head + body, window, "input")
+        budget = limit - _chars(head) - tool_chars
+        body = newest_within(body[-max(1, window - len(head)) :], budget)
+    refuse_oversized(head + body, window, "input", tool_chars)
     tokens = await backend.count_tokens(head + body, tools)
     if truncation == "auto" and tokens + reserve > window and len(body) > 1:
         # Drop the oldest items first; the newest message always stays. Kept messages only

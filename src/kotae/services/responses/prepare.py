@@ -46,7 +46,7 @@ from kotae.services.responses.reasoning import check_reasoning
 from kotae.services.responses.sealing import Sealer
 from kotae.services.responses.shell import new_response
 from kotae.services.responses.summary import summarize
-from kotae.services.responses.tools import ToolSetup, parse_tools
+from kotae.services.responses.tools import ToolSetup, read_tools
 from kotae.storage.repositories.responses import ResponseRepository
 
 Items = list[dict[str, Any]]
@@ -98,7 +98,7 @@ class Preparer:
         """Everything that can reject a request, before any event is sent. The request holds
         a place in its engine's queue from here; a refusal gives it back."""
         check_request(req)
-        tools = parse_tools(req.tools, req.tool_choice)
+        tools = await read_tools(req.tools, req.tool_choice)
         template = None
         if req.prompt is not None:
             if self.prompts is None:

@@ -95,9 +95,9 @@ class BuiltinTool(ABC):
         """The engine names a tool_choice entry picks from this tool (none: another tool)."""
         return [f.name for f in self.functions()] if self.named_by(choice) else []
 
-    def coexists(self, other: BuiltinTool) -> bool:
-        """Whether a request may hold both (one of each kind, but several MCP servers)."""
-        return False
+    def slot(self) -> tuple[str, ...]:
+        """What no other tool of the request may share: its kind (MCP: its server label)."""
+        return (self.kind,)
 
     def unavailable(self, deps: ToolDeps) -> tuple[str, str | None] | None:
         """Why this server cannot run the tool (message, error code), or None. Such a tool

@@ -104,8 +104,8 @@ class Mcp(BuiltinTool):
         self._listed_now = False  # listed for this response (else reused from the thread)
         self._names: dict[str, str] = {}  # engine name -> the server's tool name
 
-    def coexists(self, other: BuiltinTool) -> bool:
-        return isinstance(other, Mcp) and other.label != self.label
+    def slot(self) -> tuple[str, ...]:
+        return (self.kind, self.label)
 
     def named_by(self, choice: dict[str, Any]) -> bool:
         return choice.get("type") == "mcp" and choice.get("server_label") == self.label
