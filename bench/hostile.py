@@ -42,10 +42,10 @@ def embeddings_ints(scale: int) -> bytes:
     return b'{"model":"text-embedding-3-small","input":[' + b",".join([b"7"] * n) + b"]}"
 
 
-def tiny_messages(scale: int) -> bytes:
+def tiny_messages(scale: int, field: bytes = b"input") -> bytes:
     n = 10_000 * scale  # 1x: ~300 KB; 100x: 1,000,000 messages
     item = b'{"role":"user","content":"x"},'
-    return (b'{"model":"%s","input":[' % FAST_MODEL.encode() + item * n)[:-1] + b"]}"
+    return (b'{"model":"%s","%s":[' % (FAST_MODEL.encode(), field) + item * n)[:-1] + b"]}"
 
 
 def tiny_messages_kept(scale: int) -> bytes:
@@ -56,9 +56,7 @@ def tiny_messages_kept(scale: int) -> bytes:
 
 def chat_messages(scale: int) -> bytes:
     """The tiny messages as a chat completion's `messages`."""
-    n = 10_000 * scale
-    item = b'{"role":"user","content":"x"},'
-    return (b'{"model":"%s","messages":[' % FAST_MODEL.encode() + item * n)[:-1] + b"]}"
+    return tiny_messages(scale, b"messages")
 
 
 def function_tools(scale: int) -> bytes:

@@ -290,7 +290,7 @@ class ChatCompletionsService:
             {"id": str(i), "type": "message", "content": _media_parts(m.get("content"))}
             for i, m in enumerate(req.messages)
         ]
-        if self._media is None or not has_media(items):
+        if not has_media(items):
             return
         found = await self._media.resolve(
             project_id,

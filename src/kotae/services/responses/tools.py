@@ -141,9 +141,10 @@ def parse_tools(raw_tools: list[dict[str, Any]] | None, raw_choice: Any) -> Tool
         made = REGISTRY.get(str(kind))
         if made is not None:
             tool = made(raw, i)
-            if tool.slot() in taken:  # a set: every earlier tool compared was quadratic
+            slot = tool.slot()
+            if slot in taken:  # a set: every earlier tool compared was quadratic
                 raise InvalidRequest(f"Only one {tool.kind} tool is allowed.", param=f"tools[{i}]")
-            taken.add(tool.slot())
+            taken.add(slot)
             builtins.append(tool)
             echo.append(tool.echo())
             continue
